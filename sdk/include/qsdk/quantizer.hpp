@@ -1,0 +1,59 @@
+// qsdk/quantizer.hpp - the quantizer interface (kind `quantizer`).
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <qsdk/export.hpp>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qsdk {
+
+/// Which tensor a quantizer sees (the reference's `fm`, `wt` and `ot` tags).
+enum class QuantTarget {
+  activation,  ///< `fm`: the input feature map of a layer
+  weight,      ///< `wt`: the layer's weight
+  output,      ///< `ot`: the layer's output
+};
+
+/// "activation", "weight", "output".
+QSDK_API const char* to_string(QuantTarget target);
+
+/// Where a quantizer is attached; given to its constructor.
+struct QSDK_API QuantizerContext {
+  /// Which tensor it quantizes.
+  QuantTarget target = QuantTarget::activation;
+  /// The reference's shape convention: activation [1, C_in, 1, 1]; conv weight
+  /// [C_out, C_in, k, k]; linear weight [1, 1, C_out, C_in]; output [1, C_out, 1, 1].
+  std::vector<int64_t> shape;
+  /// Module path of the owning layer, e.g. "layer1.0.conv1".
+  std::string module_path;
+  /// Role of the owning layer ("stem", "body", "shortcut", "head").
+  std::string role;
+  /// Per-rank batch size (used by element-count gradient scaling).
+  int64_t batch_size = 1;
+  /// Training input resolution (used by element-count gradient scaling).
+  int64_t input_size = 0;
+};
+
+/// A fake quantizer: a module whose forward maps a float tensor to its
+/// quantized float value, with a straight-through or learned backward.
+/// Learned values (clip, slopes) are parameters and state (counters, bases) are
+/// buffers, so both land in checkpoints under the quantizer's module path.
+class QSDK_API QuantizerImpl : public torch::nn::Module {
+ public:
+  ~QuantizerImpl() override;
+  /// Quantizes `x`. Training vs eval behaviour follows `is_training()`.
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  /// Number of quantization levels (2 for binary, 3 for ternary, 2^bits ...).
+  virtual int64_t num_levels() const = 0;
+  /// The float values of the levels for the current state, one row per group
+  /// (for reports and histograms); empty when levels are data dependent.
+  virtual torch::Tensor levels() const { return {}; }
+};
+
+}  // namespace qsdk

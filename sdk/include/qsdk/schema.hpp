@@ -1,0 +1,211 @@
+// qsdk/schema.hpp - option schemas bound to plain options structs.
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <qsdk/error.hpp>
+#include <qsdk/export.hpp>
+#include <qsdk/kind.hpp>
+#include <qsdk/value.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace qsdk {
+
+/// The type of one option.
+enum class FieldType {
+  boolean,      ///< true / false
+  integer,      ///< 64-bit integer
+  floating,     ///< double (integers are accepted and converted)
+  string,       ///< free text
+  enumeration,  ///< a string from a fixed set (FieldSpec::allowed)
+  list,         ///< array of FieldSpec::element
+  component,    ///< nested table with `type = "<name>"` of FieldSpec::component_kind
+};
+
+/// Name of a field type ("integer", "list of float", ...).
+QSDK_API std::string to_string(FieldType type);
+
+/// Description of one option: everything `qhost describe` prints and the
+/// validator checks.
+struct QSDK_API FieldSpec {
+  std::string name;                  ///< key in the TOML table
+  FieldType type = FieldType::string;  ///< value type
+  FieldType element = FieldType::string;  ///< element type when type == list
+  std::string doc;                   ///< one line
+  Value default_value;               ///< none => required
+  bool required = false;             ///< must be given in the TOML
+  std::optional<double> min;         ///< inclusive lower bound (numbers, list elements)
+  std::optional<double> max;         ///< inclusive upper bound
+  std::vector<std::string> allowed;  ///< allowed strings (enumeration)
+  Kind component_kind = Kind::quantizer;  ///< kind of a nested component
+};
+
+/// Type-erased schema: a summary plus the fields in declaration order.
+struct QSDK_API SchemaInfo {
+  std::string summary;            ///< one line describing the component
+  std::vector<FieldSpec> fields;  ///< options in declaration order
+
+  /// The field called `name`, or nullptr.
+  const FieldSpec* find(const std::string& name) const;
+  /// Checks the schema itself (unique names, defaults inside ranges and
+  /// allowed sets); throws qsdk::Error(plugin) naming the component.
+  void check(const std::string& component_key) const;
+  /// A table with every default filled in (required fields left out).
+  Table defaults() const;
+};
+
+namespace detail {
+template <class M>
+struct FieldTraits;
+template <>
+struct FieldTraits<bool> {
+  static constexpr FieldType type = FieldType::boolean;
+  static Value to_value(bool v) { return Value(v); }
+  static bool from_value(const Value& v) { return v.as_bool(); }
+};
+template <>
+struct FieldTraits<int64_t> {
+  static constexpr FieldType type = FieldType::integer;
+  static Value to_value(int64_t v) { return Value(v); }
+  static int64_t from_value(const Value& v) { return v.as_int(); }
+};
+template <>
+struct FieldTraits<double> {
+  static constexpr FieldType type = FieldType::floating;
+  static Value to_value(double v) { return Value(v); }
+  static double from_value(const Value& v) { return v.as_double(); }
+};
+template <>
+struct FieldTraits<std::string> {
+  static constexpr FieldType type = FieldType::string;
+  static Value to_value(const std::string& v) { return Value(v); }
+  static std::string from_value(const Value& v) { return v.as_string(); }
+};
+template <class E>
+struct FieldTraits<std::vector<E>> {
+  static constexpr FieldType type = FieldType::list;
+  static constexpr FieldType element = FieldTraits<E>::type;
+  static Value to_value(const std::vector<E>& v) {
+    List out;
+    for (const auto& e : v) out.push_back(FieldTraits<E>::to_value(e));
+    return Value(std::move(out));
+  }
+  static std::vector<E> from_value(const Value& v) {
+    std::vector<E> out;
+    for (const auto& e : v.as_list()) out.push_back(FieldTraits<E>::from_value(e));
+    return out;
+  }
+};
+template <>
+struct FieldTraits<Table> {
+  static constexpr FieldType type = FieldType::component;
+  static Value to_value(const Table& v) { return Value(v); }
+  static Table from_value(const Value& v) { return v.as_table(); }
+};
+}  // namespace detail
+
+/// A schema bound to an options struct `T` through member pointers, so names,
+/// types and defaults have one source of truth (defaults come from `T{}`).
+///
+/// Example:
+/// ```
+/// struct LsqOptions {
+///   int64_t bits = 2;
+///   std::string quant_group = "channel";
+///   static qsdk::Schema<LsqOptions> schema() {
+///     return qsdk::Schema<LsqOptions>("Learned step-size quantization")
+///         .field("bits", &LsqOptions::bits, "bit width").range(1, 8)
+///         .field("quant_group", &LsqOptions::quant_group, "grouping")
+///         .one_of({"layer", "channel"});
+///   }
+/// };
+/// ```
+template <class T>
+class Schema {
+ public:
+  /// A schema with a one-line summary and no fields.
+  explicit Schema(std::string summary) { info_.summary = std::move(summary); }
+
+  /// Binds option `name` to `T::*member`; its default is the member's value in `T{}`.
+  template <class M>
+  Schema& field(std::string name, M T::*member, std::string doc) {
+    using Traits = detail::FieldTraits<std::decay_t<M>>;
+    FieldSpec spec;
+    spec.name = std::move(name);
+    spec.type = Traits::type;
+    if constexpr (Traits::type == FieldType::list) spec.element = Traits::element;
+    spec.doc = std::move(doc);
+    spec.default_value = Traits::to_value(T{}.*member);
+    info_.fields.push_back(std::move(spec));
+    setters_.push_back([member](T& target, const Value& v) { target.*member = Traits::from_value(v); });
+    return *this;
+  }
+
+  /// Binds a nested component table (`{ type = "...", ... }`) of kind `kind`.
+  Schema& component(std::string name, Table T::*member, Kind kind, std::string doc) {
+    field(std::move(name), member, std::move(doc));
+    info_.fields.back().component_kind = kind;
+    return *this;
+  }
+
+  /// Restricts the last field (or its list elements) to [lo, hi].
+  Schema& range(double lo, double hi) {
+    last().min = lo;
+    last().max = hi;
+    return *this;
+  }
+  /// Restricts the last field (or its list elements) to >= lo.
+  Schema& at_least(double lo) {
+    last().min = lo;
+    return *this;
+  }
+  /// Restricts the last string field to `allowed`, making it an enumeration.
+  Schema& one_of(std::vector<std::string> allowed) {
+    if (last().type == FieldType::string) last().type = FieldType::enumeration;
+    if (last().type == FieldType::list && last().element == FieldType::string)
+      last().element = FieldType::enumeration;
+    last().allowed = std::move(allowed);
+    return *this;
+  }
+  /// Makes the last field required (its struct default is not used).
+  Schema& required() {
+    last().required = true;
+    last().default_value = Value();
+    return *this;
+  }
+
+  /// The type-erased description.
+  const SchemaInfo& info() const { return info_; }
+
+  /// Builds a `T` from a validated table: every bound key present in `table`
+  /// overrides the struct default. Throws qsdk::Error(config) on a type mismatch.
+  T bind(const Table& table) const {
+    T out{};
+    for (size_t i = 0; i < info_.fields.size(); ++i) {
+      auto it = table.find(info_.fields[i].name);
+      if (it == table.end() || it->second.is_none()) continue;
+      try {
+        setters_[i](out, it->second);
+      } catch (const std::bad_variant_access&) {
+        config_error(info_.fields[i].name,
+                     "has type " + std::string(to_string(it->second.type())) + ", expected " +
+                         to_string(info_.fields[i].type));
+      }
+    }
+    return out;
+  }
+
+ private:
+  FieldSpec& last() {
+    if (info_.fields.empty()) throw Error(ErrorCategory::plugin, "", "schema modifier used before any field");
+    return info_.fields.back();
+  }
+  SchemaInfo info_;
+  std::vector<std::function<void(T&, const Value&)>> setters_;
+};
+
+}  // namespace qsdk

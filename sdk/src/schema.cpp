@@ -1,0 +1,63 @@
+#include <qsdk/schema.hpp>
+
+#include <algorithm>
+#include <set>
+
+namespace qsdk {
+
+std::string to_string(FieldType type) {
+  switch (type) {
+    case FieldType::boolean: return "bool";
+    case FieldType::integer: return "int";
+    case FieldType::floating: return "float";
+    case FieldType::string: return "string";
+    case FieldType::enumeration: return "enum";
+    case FieldType::list: return "list";
+    case FieldType::component: return "component";
+  }
+  return "unknown";
+}
+
+const FieldSpec* SchemaInfo::find(const std::string& name) const {
+  for (const auto& f : fields)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+namespace {
+bool in_range(const FieldSpec& f, double v) {
+  return (!f.min || v >= *f.min) && (!f.max || v <= *f.max);
+}
+}  // namespace
+
+void SchemaInfo::check(const std::string& component_key) const {
+  std::set<std::string> seen;
+  auto fail = [&](const FieldSpec& f, const std::string& msg) {
+    throw Error(ErrorCategory::plugin, component_key,
+                "bad schema: option '" + f.name + "' " + msg,
+                "fix the plugin's Options::schema()");
+  };
+  for (const auto& f : fields) {
+    if (f.name.empty()) throw Error(ErrorCategory::plugin, component_key, "bad schema: an option has an empty name");
+    if (!seen.insert(f.name).second) fail(f, "is declared twice");
+    if (f.name == "type") fail(f, "uses the reserved name 'type'");
+    if (f.min && f.max && *f.min > *f.max) fail(f, "has an empty range");
+    const Value& d = f.default_value;
+    if (d.is_none()) continue;
+    if ((f.type == FieldType::integer || f.type == FieldType::floating) && !in_range(f, d.as_double()))
+      fail(f, "has default " + d.to_string() + " outside its range");
+    if (f.type == FieldType::enumeration &&
+        std::find(f.allowed.begin(), f.allowed.end(), d.as_string()) == f.allowed.end())
+      fail(f, "has default " + d.to_string() + " that is not one of its allowed values");
+    if (f.type == FieldType::enumeration && f.allowed.empty()) fail(f, "is an enum with no allowed values");
+  }
+}
+
+Table SchemaInfo::defaults() const {
+  Table out;
+  for (const auto& f : fields)
+    if (!f.default_value.is_none()) out[f.name] = f.default_value;
+  return out;
+}
+
+}  // namespace qsdk
