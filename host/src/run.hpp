@@ -1,0 +1,33 @@
+// run.hpp - `qhost run` and `qhost eval` entry points (implemented by the runtime).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace qhost {
+
+class Config;
+class Registry;
+class PluginLoader;
+
+/// How `qhost run` was asked to run.
+struct RunOptions {
+  bool resume = false;   ///< continue from <run dir>/last.h5
+  bool smoke = false;    ///< two training steps and two eval batches (CTest)
+  std::string out_dir;   ///< overrides [experiment] out_dir when non-empty
+  int nproc = 1;         ///< local worker processes
+};
+
+/// Trains and evaluates a validated experiment; returns the process exit code.
+int run_experiment(const Config& config, Registry& registry, const RunOptions& options);
+
+/// What `qhost eval` evaluates.
+struct EvalOptions {
+  std::string checkpoint;               ///< HDF5 checkpoint path
+  std::vector<std::string> overrides;   ///< --set overrides applied to its stored config
+};
+
+/// Evaluates a checkpoint on its (or an overridden) validation set; returns the exit code.
+int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options);
+
+}  // namespace qhost
