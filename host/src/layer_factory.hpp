@@ -1,0 +1,111 @@
+// The host's qsdk::LayerFactory: makes every conv/linear of a model, plain or
+// quantized according to the validated `[quant]` table (docs/CONTRACTS.md,
+// spec §5.4).
+#pragma once
+
+#include "quant_layers.hpp"
+
+#include <qsdk/model.hpp>
+#include <qsdk/quantizer.hpp>
+#include <qsdk/value.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qhost {
+
+/// Makes a quantizer from a component table with `type` (the Registry's make_quantizer).
+using QuantizerMaker =
+    std::function<std::shared_ptr<qsdk::QuantizerImpl>(const qsdk::Table&, const qsdk::QuantizerContext&)>;
+
+/// What is attached to one tensor of a layer.
+struct QuantSlot {
+  std::string type = "none";  ///< quantizer name, "none" when not quantized
+  int64_t bits = 0;           ///< the table's `bits` (0 when it has none)
+  int64_t levels = 0;         ///< the quantizer's num_levels() (0 when not quantized)
+  /// True when a quantizer is attached.
+  bool active() const { return type != "none"; }
+  /// "lsq/2b" or "none".
+  std::string str() const;
+};
+
+/// One layer the factory made (for the run log and tests).
+struct LayerRecord {
+  int64_t index = 0;     ///< creation order (the reference's layer index, spec §5.5)
+  std::string path;      ///< module path
+  std::string role;      ///< "stem", "body", "shortcut", "head"
+  std::string kind;      ///< "conv2d" or "linear"
+  QuantSlot weight, activation, output;  ///< attached quantizers
+  /// One line: "3 layer1.0.conv1.0 body conv2d w=lsq/2b a=lsq/2b o=none".
+  std::string str() const;
+};
+
+/// One `[[quant.override]]` entry.
+struct QuantOverride {
+  std::vector<std::string> roles;  ///< match.role (empty = any role)
+  std::vector<std::string> paths;  ///< match.path globs (empty = any path); '*' also crosses dots
+  /// Per target: unset = untouched, a none Value = "none", else a table.
+  std::optional<qsdk::Value> weight, activation, output;
+  /// True when the layer matches both the role and the path conditions.
+  bool matches(const std::string& path, const std::string& role) const;
+};
+
+/// The parsed `[quant]` policy.
+struct QuantPolicy {
+  bool padding_after_quant = false;  ///< quantize activations before zero padding
+  bool real_skip = false;            ///< shortcut layers stay full precision
+  bool quantize_stem = false;        ///< quantize the stem (FP by default)
+  bool quantize_head = false;        ///< quantize the classifier (FP by default)
+  std::optional<qsdk::Table> weight, activation, output;  ///< defaults; nullopt = not quantized
+  std::vector<QuantOverride> overrides;                   ///< in file order
+
+  /// Parses a `[quant]` table; throws qsdk::Error(config) naming the key
+  /// (e.g. "quant.override[1].match.role") on a malformed entry.
+  static QuantPolicy from_table(const qsdk::Table& quant);
+  /// The quantizer table (with `type`) for a layer's tensor, or nullopt.
+  /// Default role policy first, then the overrides in order (last wins): "none"
+  /// disables, a table with `type` replaces, a table without `type` is merged
+  /// onto the current quantizer (or onto the section default when the layer
+  /// had none).
+  std::optional<qsdk::Table> resolve(const std::string& path, qsdk::LayerRole role,
+                                     qsdk::QuantTarget target) const;
+};
+
+/// qsdk::LayerFactory implementation of the host.
+class LayerFactory : public qsdk::LayerFactory {
+ public:
+  /// `quant` is the validated `[quant]` table (may be empty: everything FP);
+  /// `make_quantizer` builds quantizers; `batch_size` and `input_size` go into
+  /// every qsdk::QuantizerContext.
+  LayerFactory(const qsdk::Table& quant, QuantizerMaker make_quantizer, int64_t batch_size, int64_t input_size);
+
+  std::shared_ptr<qsdk::Conv2dLayerImpl> conv2d(const std::string& module_path, qsdk::LayerRole role,
+                                                const torch::nn::Conv2dOptions& options) override;
+  std::shared_ptr<qsdk::LinearLayerImpl> linear(const std::string& module_path, qsdk::LayerRole role,
+                                                const torch::nn::LinearOptions& options) override;
+
+  /// Adds a weight pre-transform; it applies to every layer with a weight
+  /// quantizer, including layers made before this call.
+  void add_weight_transform(WeightTransform transform);
+  /// Every layer made so far, in creation order.
+  const std::vector<LayerRecord>& records() const { return records_; }
+  /// The parsed policy.
+  const QuantPolicy& policy() const { return policy_; }
+
+ private:
+  LayerQuantizers make_quantizers(const std::string& path, qsdk::LayerRole role,
+                                  const std::vector<int64_t>& weight_shape, int64_t in, int64_t out,
+                                  LayerRecord& record);
+  QuantPolicy policy_;
+  QuantizerMaker make_quantizer_;
+  int64_t batch_size_;
+  int64_t input_size_;
+  std::shared_ptr<WeightTransforms> transforms_;
+  std::vector<LayerRecord> records_;
+};
+
+}  // namespace qhost

@@ -1,0 +1,80 @@
+// Conv and linear layers made by the host's layer factory: plain, or wrapped
+// with weight / activation / output quantizers (spec §5.1, §5.2).
+#pragma once
+
+#include <qsdk/model.hpp>
+#include <qsdk/quantizer.hpp>
+
+#include <torch/nn/options/conv.h>
+#include <torch/nn/options/linear.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qhost {
+
+/// A weight pre-transform applied before weight quantization (e.g. var-mean):
+/// (float weight, module path) -> transformed weight.
+using WeightTransform = std::function<torch::Tensor(const torch::Tensor&, const std::string&)>;
+/// The transforms of a model, shared by all its layers so tricks added after
+/// the model was built still apply.
+using WeightTransforms = std::vector<WeightTransform>;
+
+/// The quantizers of one layer; a null pointer means "not quantized".
+struct LayerQuantizers {
+  std::shared_ptr<qsdk::QuantizerImpl> weight;      ///< registered as `quant_weight`
+  std::shared_ptr<qsdk::QuantizerImpl> activation;  ///< registered as `quant_activation`
+  std::shared_ptr<qsdk::QuantizerImpl> output;      ///< registered as `quant_output`
+  /// True when any quantizer is present.
+  bool any() const { return weight || activation || output; }
+};
+
+/// A 2-D convolution. Without quantizers it is a standard convolution with its
+/// own padding. With quantizers (spec §5.1): Wq = quant_weight(transforms(W));
+/// the input is zero-padded then quantized (or quantized then padded with
+/// `padding_after_quant`); conv with padding 0; then quant_output.
+class QuantConv2dImpl : public qsdk::Conv2dLayerImpl {
+ public:
+  /// `options` must have square, integer zero padding. Parameters are
+  /// initialised like torch::nn::Conv2d (Kaiming uniform a = sqrt(5)).
+  QuantConv2dImpl(std::string module_path, const torch::nn::Conv2dOptions& options, LayerQuantizers quantizers,
+                  bool padding_after_quant, std::shared_ptr<const WeightTransforms> transforms);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  torch::Tensor& weight() override { return weight_; }
+  const torch::nn::Conv2dOptions& options() const override { return options_; }
+  /// The attached quantizers.
+  const LayerQuantizers& quantizers() const { return quantizers_; }
+
+ private:
+  std::string path_;
+  torch::nn::Conv2dOptions options_;
+  LayerQuantizers quantizers_;
+  bool padding_after_quant_;
+  std::shared_ptr<const WeightTransforms> transforms_;
+  int64_t padding_ = 0;
+  torch::Tensor weight_, bias_;
+};
+
+/// A fully connected layer (spec §5.2): weight quantizer sees [1, 1, out, in],
+/// activation quantizer [N, in, 1, 1], output quantizer [N, out, 1, 1].
+class QuantLinearImpl : public qsdk::LinearLayerImpl {
+ public:
+  /// Parameters are initialised like torch::nn::Linear.
+  QuantLinearImpl(std::string module_path, const torch::nn::LinearOptions& options, LayerQuantizers quantizers,
+                  std::shared_ptr<const WeightTransforms> transforms);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  torch::Tensor& weight() override { return weight_; }
+  /// The attached quantizers.
+  const LayerQuantizers& quantizers() const { return quantizers_; }
+
+ private:
+  std::string path_;
+  LayerQuantizers quantizers_;
+  std::shared_ptr<const WeightTransforms> transforms_;
+  torch::Tensor weight_, bias_;
+};
+
+}  // namespace qhost

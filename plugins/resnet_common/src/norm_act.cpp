@@ -1,0 +1,107 @@
+#include <torch/torch.h>
+
+#include "resnet_common/norm_act.hpp"
+
+#include <qsdk/error.hpp>
+
+namespace qplug_resnet_common {
+namespace {
+
+// `static-bn`: statistics fixed at mean 0 and var 1-eps, so y = w*x + b exactly;
+// the buffers keep the BatchNorm names so checkpoints look like a BN's.
+class StaticBatchNormImpl : public torch::nn::Module {
+ public:
+  explicit StaticBatchNormImpl(int64_t channels) {
+    weight = register_parameter("weight", torch::ones({channels}));
+    bias = register_parameter("bias", torch::zeros({channels}));
+    running_mean = register_buffer("running_mean", torch::zeros({channels}));
+    running_var = register_buffer("running_var", torch::full({channels}, 1.0 - kEps));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return torch::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/false, 0.0, kEps,
+                             /*cudnn_enabled=*/true);
+  }
+  static constexpr double kEps = 1e-5;
+  torch::Tensor weight, bias, running_mean, running_var;
+};
+TORCH_MODULE(StaticBatchNorm);
+
+// `freeze-bn`: every value a buffer (never trained), always inference statistics.
+class FrozenBatchNormImpl : public torch::nn::Module {
+ public:
+  explicit FrozenBatchNormImpl(int64_t channels) {
+    weight = register_buffer("weight", torch::ones({channels}));
+    bias = register_buffer("bias", torch::zeros({channels}));
+    running_mean = register_buffer("running_mean", torch::zeros({channels}));
+    running_var = register_buffer("running_var", torch::ones({channels}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return torch::batch_norm(x, weight, bias, running_mean, running_var, false, 0.0, 1e-5, true);
+  }
+  torch::Tensor weight, bias, running_mean, running_var;
+};
+TORCH_MODULE(FrozenBatchNorm);
+
+// `reverse-bn`: the affine comes first, the (non-affine) normalisation last.
+class ReverseBatchNormImpl : public torch::nn::Module {
+ public:
+  explicit ReverseBatchNormImpl(int64_t channels) {
+    weight = register_parameter("weight", torch::ones({channels}));
+    bias = register_parameter("bias", torch::zeros({channels}));
+    bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).affine(false)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return bn(x * weight.view({1, -1, 1, 1}) + bias.view({1, -1, 1, 1}));
+  }
+  torch::Tensor weight, bias;
+  torch::nn::BatchNorm2d bn{nullptr};
+};
+TORCH_MODULE(ReverseBatchNorm);
+
+}  // namespace
+
+const std::vector<std::string>& norm_kinds() {
+  static const std::vector<std::string> kinds{"batchnorm",  "static_bn",     "freeze_bn",
+                                              "reverse_bn", "instance_norm", "group_norm"};
+  return kinds;
+}
+
+const std::vector<std::string>& act_kinds() {
+  static const std::vector<std::string> kinds{"relu", "prelu", "none", "relu6", "leaky_relu"};
+  return kinds;
+}
+
+torch::nn::AnyModule make_norm(const std::string& kind, int64_t channels, int64_t groups) {
+  if (kind == "batchnorm") return torch::nn::AnyModule(torch::nn::BatchNorm2d(channels));
+  if (kind == "static_bn") return torch::nn::AnyModule(StaticBatchNorm(channels));
+  if (kind == "freeze_bn") return torch::nn::AnyModule(FrozenBatchNorm(channels));
+  if (kind == "reverse_bn") return torch::nn::AnyModule(ReverseBatchNorm(channels));
+  if (kind == "instance_norm") return torch::nn::AnyModule(torch::nn::InstanceNorm2d(channels));
+  if (kind == "group_norm") {
+    // The reference takes the group count from fm_quant_group and crashes when unset;
+    // here it is an explicit option that must divide every normalised width.
+    if (groups <= 0 || channels % groups != 0)
+      qsdk::config_error("norm_groups",
+                         "group_norm needs norm_groups > 0 dividing " + std::to_string(channels) +
+                             " channels (got " + std::to_string(groups) + ")",
+                         "set norm_groups to a divisor of every stage width, e.g. 8");
+    return torch::nn::AnyModule(torch::nn::GroupNorm(groups, channels));
+  }
+  qsdk::config_error("norm", "unknown normalisation '" + kind + "'",
+                     "use batchnorm, static_bn, freeze_bn, reverse_bn, instance_norm or group_norm");
+}
+
+torch::nn::AnyModule make_act(const std::string& kind) {
+  if (kind == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
+  if (kind == "prelu") return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions().init(0.25)));
+  if (kind == "none") return torch::nn::AnyModule(torch::nn::Identity());
+  if (kind == "relu6") return torch::nn::AnyModule(torch::nn::ReLU6());
+  if (kind == "leaky_relu")
+    return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
+  qsdk::config_error("activation", "unknown activation '" + kind + "'",
+                     "use relu, prelu, none, relu6 or leaky_relu");
+}
+
+torch::nn::AnyModule make_identity() { return torch::nn::AnyModule(torch::nn::Identity()); }
+
+}  // namespace qplug_resnet_common
