@@ -1,11 +1,24 @@
 # qtool_add_test(<name> SOURCES ... [LINK_LIBRARIES ...] [LABELS ...])
 # One GoogleTest executable whose cases CTest discovers individually.
 include(GoogleTest)
+
+# Tests that link qhost_core share one precompiled LibTorch + GoogleTest header
+# (same flags, so one PCH serves them all).
+function(_qtool_test_pch_target)
+  if(NOT TARGET qtool_test_pch)
+    file(WRITE ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp "// PCH carrier\n")
+    add_library(qtool_test_pch OBJECT ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp)
+    target_link_libraries(qtool_test_pch PRIVATE GTest::gtest qhost_core)
+    target_precompile_headers(qtool_test_pch PRIVATE <torch/torch.h> <gtest/gtest.h>)
+  endif()
+endfunction()
+
 function(qtool_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LINK_LIBRARIES;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main ${ARG_LINK_LIBRARIES})
-  if(QTOOL_USE_PCH AND TARGET qhost_core)
+  if(QTOOL_USE_PCH AND TARGET qhost_core AND "qhost_core" IN_LIST ARG_LINK_LIBRARIES)
+    _qtool_test_pch_target()
     target_precompile_headers(${name} REUSE_FROM qtool_test_pch)
   endif()
   gtest_discover_tests(${name}

@@ -23,6 +23,14 @@ namespace qsdk {
 struct QSDK_API TrickContext {
   /// Directory of the experiment file, for relative paths.
   std::string config_dir;
+  /// Number of classes of the training data.
+  int64_t num_classes = 0;
+  /// Builds a full-precision model from a `[model]`-style table and loads the
+  /// HDF5 checkpoint at `checkpoint_path` into it (host-provided; used by
+  /// distillation). Throws qsdk::Error(checkpoint) when the file is missing or
+  /// belongs to another model.
+  std::function<std::shared_ptr<ModelImpl>(const Table& model, const std::string& checkpoint_path)>
+      load_model;
 };
 
 /// Factory of a quantizer from its validated options.

@@ -1,0 +1,85 @@
+// Knowledge distillation (Hinton et al. 2015) with the losses of the
+// reference's newer utilities (spec §7.8): soft, soft-b and hard.
+#include <qsdk/plugin.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace qplug_kd {
+
+struct KdOptions {
+  qsdk::Table teacher;
+  std::string checkpoint;
+  double alpha = 0.5;
+  double temperature = 1.0;
+  std::string loss = "soft";
+  static qsdk::Schema<KdOptions> schema() {
+    return qsdk::Schema<KdOptions>("Knowledge distillation from a full-precision teacher")
+        .component("teacher", &KdOptions::teacher, qsdk::Kind::model,
+                   "teacher model table, as in [model] (type and options)")
+        .required()
+        .field("checkpoint", &KdOptions::checkpoint, "HDF5 checkpoint of the teacher (relative to the TOML file)")
+        .required()
+        .field("alpha", &KdOptions::alpha, "weight of the distillation term; CE gets 1-alpha (omitted at 1)")
+        .range(0.0, 1.0)
+        .field("temperature", &KdOptions::temperature, "softmax temperature T")
+        .range(1e-3, 1e3)
+        .field("loss", &KdOptions::loss, "soft: T^2 KL (mean over B*K); soft-b: soft cross-entropy; hard: CE to argmax")
+        .one_of({"soft", "soft-b", "hard"});
+  }
+};
+
+/// Distillation term D(student, teacher) of spec §7.8.
+inline torch::Tensor distillation_term(const torch::Tensor& student, const torch::Tensor& teacher,
+                                       const std::string& kind, double temperature) {
+  if (kind == "hard") return torch::nn::functional::cross_entropy(student, teacher.argmax(1));
+  auto log_p_s = torch::log_softmax(student / temperature, 1);
+  auto p_t = torch::softmax(teacher / temperature, 1);
+  if (kind == "soft-b") return -(p_t * log_p_s).sum(1).mean();
+  // PyTorch's KLDivLoss default reduction is the mean over all B*K elements.
+  auto kl = p_t * (torch::log(p_t.clamp_min(1e-30)) - log_p_s);
+  return kl.mean() * (temperature * temperature);
+}
+
+/// Runs the teacher once per batch (eval mode, no gradients) on the batch the
+/// student sees (after earlier tricks such as mixup) and mixes its term into the loss.
+class KnowledgeDistillation : public qsdk::Trick {
+ public:
+  KnowledgeDistillation(KdOptions options, const qsdk::TrickContext& context) : options_(std::move(options)) {
+    if (!context.load_model)
+      throw qsdk::Error(qsdk::ErrorCategory::runtime, "trick/kd", "this host cannot load teacher models");
+    std::filesystem::path ckpt(options_.checkpoint);
+    if (ckpt.is_relative() && !context.config_dir.empty()) ckpt = std::filesystem::path(context.config_dir) / ckpt;
+    teacher_ = context.load_model(options_.teacher, ckpt.string());
+    teacher_->eval();
+    for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  }
+
+  void transform_batch(qsdk::Batch& batch, const qsdk::StepInfo&) override {
+    torch::NoGradGuard no_grad;
+    teacher_->to(batch.input.device());
+    teacher_logits_ = teacher_->forward(batch.input).detach();
+  }
+
+  torch::Tensor transform_loss(const torch::Tensor& loss, const torch::Tensor& logits, const qsdk::Batch&,
+                               const qsdk::StepInfo&) override {
+    if (!teacher_logits_.defined())
+      throw qsdk::Error(qsdk::ErrorCategory::runtime, "trick/kd", "loss requested before the teacher ran on the batch");
+    auto d = distillation_term(logits, teacher_logits_, options_.loss, options_.temperature);
+    teacher_logits_ = torch::Tensor();
+    if (options_.alpha >= 1.0) return d * options_.alpha;
+    return loss * (1.0 - options_.alpha) + d * options_.alpha;
+  }
+
+ private:
+  KdOptions options_;
+  std::shared_ptr<qsdk::ModelImpl> teacher_;
+  torch::Tensor teacher_logits_;
+};
+
+}  // namespace qplug_kd
+
+QSDK_PLUGIN("kd", "0.1.0", "Knowledge distillation") {
+  using namespace qplug_kd;
+  registrar.add_trick<KnowledgeDistillation, KdOptions>("kd");
+}
