@@ -1,0 +1,75 @@
+// DoReFa-Net quantization (Zhou et al., 2016) as the reference QTool implements
+// it (spec §4.1): clamp-round activations, tanh-normalised weights, optional
+// weight binarisation (the reference's `wt_bin`).
+#include <quant_common/quantizer_base.hpp>
+
+#include <qsdk/plugin.hpp>
+
+#include <torch/torch.h>
+
+namespace qplug_dorefa {
+
+namespace qc = qplug_quant_common;
+
+/// Options of the `dorefa` quantizer.
+///
+/// Example (TOML): `[quant.weight] type = "dorefa"  bits = 1  binarize = true`
+struct DorefaOptions : qc::CommonOptions {
+  /// Weights with 2 levels: sign(w) * mean|w| instead of the tanh path (`wt_bin`).
+  bool binarize = false;
+  /// The option schema.
+  static qsdk::Schema<DorefaOptions> schema() {
+    qsdk::Schema<DorefaOptions> s("DoReFa-Net: fixed-clip activations, tanh-normalised weights");
+    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kBoundary | qc::kStable |
+                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma);
+    s.field("binarize", &DorefaOptions::binarize,
+            "weights with 2 levels: mean|w| * sign(w) with identity gradient (reference keyword wt_bin)");
+    return s;
+  }
+};
+
+/// DoReFa fake quantizer; no learnable parameters (besides optional gamma).
+class DorefaQuantizerImpl : public qc::QuantizerBase {
+ public:
+  DorefaQuantizerImpl(const DorefaOptions& o, const qsdk::QuantizerContext& ctx)
+      : QuantizerBase(o, ctx), binarize_(o.binarize) {
+    if (binarize_ && (setup_.target != qsdk::QuantTarget::weight || setup_.levels != 2))
+      qc::option_error(setup_, "binarize", "binarize applies to weight quantizers with 2 levels",
+                       "set bits = 1 (or levels = 2) on a weight quantizer, or drop binarize");
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    const bool warmup = advance_counter();
+    at::Tensor xn = standardize(x);
+    if (warmup) return xn;
+    const int64_t n = setup_.levels - 1;
+    at::Tensor y;
+    if (setup_.target != qsdk::QuantTarget::weight) {
+      y = qc::dorefa_activation(xn.contiguous(), common_.boundary, n);
+    } else if (binarize_) {
+      y = qc::dorefa_binarize(xn.contiguous());
+    } else {
+      y = qc::dorefa_weight(xn.contiguous(), common_.boundary, n);
+    }
+    return apply_gamma(y);
+  }
+
+  torch::Tensor levels() const override {
+    const int64_t n = setup_.levels - 1;
+    at::Tensor k = torch::arange(0, n + 1, torch::kFloat).reshape({1, -1});
+    if (setup_.target != qsdk::QuantTarget::weight) return k * (common_.boundary / n);
+    if (binarize_) return {};  // data dependent
+    // 2*round(u*n/c)/(n/c) - 1 over u in [0, 1].
+    at::Tensor steps = torch::arange(0, static_cast<int64_t>(std::floor(n / common_.boundary)) + 1, torch::kFloat);
+    return (2 * steps / (n / common_.boundary) - 1).reshape({1, -1});
+  }
+
+ private:
+  bool binarize_;
+};
+
+}  // namespace qplug_dorefa
+
+QSDK_PLUGIN("dorefa", "0.1.0", "DoReFa-Net quantization of activations and weights") {
+  registrar.add_quantizer<qplug_dorefa::DorefaQuantizerImpl, qplug_dorefa::DorefaOptions>("dorefa");
+}

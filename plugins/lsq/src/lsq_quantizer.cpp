@@ -1,0 +1,66 @@
+// LSQ: learned step-size quantization (Esser et al., ICLR 2020) as the reference
+// QTool implements it (spec §4.3).
+#include <quant_common/quantizer_base.hpp>
+
+#include <qsdk/plugin.hpp>
+
+#include <torch/torch.h>
+
+namespace qplug_lsq {
+
+namespace qc = qplug_quant_common;
+
+/// Options of the `lsq` quantizer.
+///
+/// Example (TOML): `[quant.weight] type = "lsq"  bits = 2  adaptive = "var-mean"  quant_group = 1`
+struct LsqOptions : qc::CommonOptions {
+  /// The option schema (every field is a CommonOptions field).
+  static qsdk::Schema<LsqOptions> schema() {
+    qsdk::Schema<LsqOptions> s("Learned step-size quantization (LSQ): uniform levels on [0, s] or [-s, s] with a learned clip s");
+    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kBoundary |
+                                 qc::kScale | qc::kCorrelate | qc::kGradType | qc::kGradScale | qc::kStable |
+                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
+                          {"none", "var-mean"}, {"none", "STE-scale"});
+    return s;
+  }
+};
+
+/// LSQ fake quantizer; parameter `clip_val` (one per group), buffers `iteration`, `level_num`.
+class LsqQuantizerImpl : public qc::QuantizerBase {
+ public:
+  LsqQuantizerImpl(const LsqOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
+    clip_val_ = register_parameter("clip_val", torch::full(group_param_shape(), static_cast<float>(o.boundary)));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    const bool warmup = advance_counter();
+    at::Tensor xn = standardize(x);
+    if (warmup) {
+      warmup_clip(clip_val_, xn);
+      return xn;
+    }
+    qc::LsqArgs a;
+    a.n = level_steps();
+    a.half_range = setup_.half_range;
+    a.grad_factor = setup_.grad_factor;
+    a.ste_scale = common_.grad_type == "STE-scale";
+    a.layout = layout_for(xn, setup_.groups);
+    return apply_gamma(qc::lsq_quantize(xn.contiguous(), clip_val_, a));
+  }
+
+  torch::Tensor levels() const override {
+    const double n = level_steps();
+    at::Tensor s = clip_val_.detach().abs().reshape({-1, 1});
+    at::Tensor k = torch::arange(0, static_cast<int64_t>(n) + 1, torch::kFloat).reshape({1, -1}) / n;
+    return setup_.half_range ? s * k : s * (2 * k - 1);
+  }
+
+ private:
+  at::Tensor clip_val_;
+};
+
+}  // namespace qplug_lsq
+
+QSDK_PLUGIN("lsq", "0.1.0", "Learned step-size quantization (LSQ) of weights, activations and outputs") {
+  registrar.add_quantizer<qplug_lsq::LsqQuantizerImpl, qplug_lsq::LsqOptions>("lsq");
+}

@@ -1,0 +1,65 @@
+// PACT: parameterized clipping activation (Choi et al., 2018) as the reference
+// QTool implements it (spec §4.2); weights use the DoReFa tanh path.
+#include <quant_common/quantizer_base.hpp>
+
+#include <qsdk/plugin.hpp>
+
+#include <torch/torch.h>
+
+namespace qplug_pact {
+
+namespace qc = qplug_quant_common;
+
+/// Options of the `pact` quantizer.
+///
+/// Example (TOML): `[quant.activation] type = "pact"  bits = 2  boundary = 8.0`
+struct PactOptions : qc::CommonOptions {
+  /// The option schema.
+  static qsdk::Schema<PactOptions> schema() {
+    qsdk::Schema<PactOptions> s("PACT: activations clipped at a learned alpha; weights by the DoReFa tanh path");
+    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kBoundary | qc::kCorrelate |
+                                 qc::kStable | qc::kAdaptive | qc::kIndependentNorm | qc::kGamma);
+    return s;
+  }
+};
+
+/// PACT fake quantizer; activations own the learnable `clip_val` (alpha, shape [1]).
+class PactQuantizerImpl : public qc::QuantizerBase {
+ public:
+  PactQuantizerImpl(const PactOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
+    require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "pact");
+    if (setup_.target == qsdk::QuantTarget::activation) {
+      if (setup_.groups != 1)
+        qc::option_error(setup_, "quant_group", "PACT learns one clip per layer",
+                         "leave quant_group at 0 or 1 for PACT activations");
+      clip_val_ = register_parameter("clip_val", torch::full({1}, static_cast<float>(o.boundary)));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    const bool warmup = advance_counter();
+    at::Tensor xn = standardize(x);
+    if (warmup) {
+      if (clip_val_.defined()) warmup_clip(clip_val_, xn);
+      return xn;
+    }
+    const int64_t n = setup_.levels - 1;
+    if (setup_.target == qsdk::QuantTarget::activation) return qc::pact_activation(xn.contiguous(), clip_val_, n);
+    return apply_gamma(qc::dorefa_weight(xn.contiguous(), common_.boundary, n));
+  }
+
+  torch::Tensor levels() const override {
+    if (!clip_val_.defined()) return {};
+    const int64_t n = setup_.levels - 1;
+    return torch::arange(0, n + 1, torch::kFloat).reshape({1, -1}) * (clip_val_.detach().reshape({1, 1}) / n);
+  }
+
+ private:
+  at::Tensor clip_val_;
+};
+
+}  // namespace qplug_pact
+
+QSDK_PLUGIN("pact", "0.1.0", "PACT learned-clip activation quantization (DoReFa weights)") {
+  registrar.add_quantizer<qplug_pact::PactQuantizerImpl, qplug_pact::PactOptions>("pact");
+}

@@ -1,0 +1,130 @@
+// quant_common/options.hpp - options shared by the quantizer plugins and the
+// quantities the reference derives from them at construction (spec §3.1-3.4).
+#pragma once
+
+#include <qsdk/quantizer.hpp>
+#include <qsdk/schema.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qplug_quant_common {
+
+/// Options every quantizer understands (the reference's `<tag>_*` options).
+/// Plugins derive their FooOptions from it and bind the fields that apply
+/// with add_common_fields(); the defaults are the reference parser's.
+struct CommonOptions {
+  int64_t bits = 2;             ///< bit width; the number of levels is 2^bits unless `levels` > 0
+  int64_t levels = 0;           ///< explicit number of levels (3 = ternary); 0 = 2^bits
+  std::string half_range = "auto";  ///< auto (activation unsigned, weight/output signed), true, false
+  int64_t quant_group = 0;      ///< 0 = default grouping; q > 0: q groups; q < 0: groups = P/|q| (spec §3.2)
+  double boundary = 1.0;        ///< initial clip (LSQ, PACT), fixed clip (DoReFa), non-uniform slope divisor
+  double scale = 0.5;           ///< grad_scale multiplier, LQ threshold mix, non-uniform slope init
+  double correlate = -1.0;      ///< multiplier of max|x| in the warm-up clip estimate (only if > 0)
+  std::string grad_type = "none";   ///< none, STE, Triangle, STE-scale
+  std::string grad_scale = "none";  ///< none, fan-scale, scale-fan, element-scale, scale-element
+  int64_t stable = 0;           ///< warm-up: forwards whose counter is <= stable return the input
+  std::string adaptive = "none";    ///< weight normalisation (var-mean; LQ-Net: mean, var, mean-var, min)
+  bool independent_norm = false;    ///< standardise weights over the whole layer, not per group
+  bool gamma = false;           ///< learnable per-group output multiplier (XNOR++ / wt_gamma)
+};
+
+/// Which CommonOptions fields a plugin exposes.
+enum CommonField : unsigned {
+  kBits = 1u << 0,
+  kLevels = 1u << 1,
+  kHalfRange = 1u << 2,
+  kQuantGroup = 1u << 3,
+  kBoundary = 1u << 4,
+  kScale = 1u << 5,
+  kCorrelate = 1u << 6,
+  kGradType = 1u << 7,
+  kGradScale = 1u << 8,
+  kStable = 1u << 9,
+  kAdaptive = 1u << 10,
+  kIndependentNorm = 1u << 11,
+  kGamma = 1u << 12,
+};
+
+/// Binds the selected CommonOptions fields of `T` (a struct deriving from
+/// CommonOptions) into `schema`. `adaptive_values` are the accepted
+/// `adaptive` values and `grad_types` the accepted `grad_type` values.
+template <class T>
+void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
+                       std::vector<std::string> adaptive_values = {"none", "var-mean"},
+                       std::vector<std::string> grad_types = {"none", "STE", "STE-scale"}) {
+  if (fields & kBits)
+    s.field("bits", static_cast<int64_t T::*>(&T::bits), "bit width (levels = 2^bits unless `levels` is set)")
+        .range(1, 8);
+  if (fields & kLevels)
+    s.field("levels", static_cast<int64_t T::*>(&T::levels),
+            "explicit number of levels, e.g. 3 for ternary; 0 = 2^bits")
+        .range(0, 256);
+  if (fields & kHalfRange)
+    s.field("half_range", static_cast<std::string T::*>(&T::half_range),
+            "unsigned range [0, s] (true) or signed [-s, s] (false); auto = unsigned for activations")
+        .one_of({"auto", "true", "false"});
+  if (fields & kQuantGroup)
+    s.field("quant_group", static_cast<int64_t T::*>(&T::quant_group),
+            "parameter groups: 0 = default (weights per output channel, activations per layer), "
+            "q > 0 = q contiguous groups, q < 0 = groups of |q| leading elements");
+  if (fields & kBoundary)
+    s.field("boundary", static_cast<double T::*>(&T::boundary), "initial or fixed clip value")
+        .at_least(1e-12);
+  if (fields & kScale)
+    s.field("scale", static_cast<double T::*>(&T::scale), "method-specific scale (see README)");
+  if (fields & kCorrelate)
+    s.field("correlate", static_cast<double T::*>(&T::correlate),
+            "warm-up: multiply max|x| by this before averaging it into the clip (only if > 0)");
+  if (fields & kGradType)
+    s.field("grad_type", static_cast<std::string T::*>(&T::grad_type), "surrogate gradient")
+        .one_of(std::move(grad_types));
+  if (fields & kGradScale)
+    s.field("grad_scale", static_cast<std::string T::*>(&T::grad_scale),
+            "scale of the clip gradient: fan-scale = sqrt(fan)*scale, scale-fan = scale/sqrt(fan), "
+            "element-scale = sqrt(elements)*scale, scale-element = scale/sqrt(elements)")
+        .one_of({"none", "fan-scale", "scale-fan", "element-scale", "scale-element"});
+  if (fields & kStable)
+    s.field("stable", static_cast<int64_t T::*>(&T::stable),
+            "warm-up iterations: the first `stable` forwards return the input unquantized")
+        .at_least(0);
+  if (fields & kAdaptive)
+    s.field("adaptive", static_cast<std::string T::*>(&T::adaptive), "input normalisation")
+        .one_of(std::move(adaptive_values));
+  if (fields & kIndependentNorm)
+    s.field("independent_norm", static_cast<bool T::*>(&T::independent_norm),
+            "weight standardisation statistics over the whole layer instead of per group");
+  if (fields & kGamma)
+    s.field("gamma", static_cast<bool T::*>(&T::gamma),
+            "learnable per-group multiplier of the quantized weight (XNOR++), init 1");
+}
+
+/// What the reference derives at construction (spec §3.2-3.4, golden README §1.3).
+struct QuantSetup {
+  qsdk::QuantTarget target = qsdk::QuantTarget::activation;
+  std::vector<int64_t> shape;  ///< reference shape ([1,C,1,1] / [O,I,k,k])
+  int64_t levels = 4;          ///< number of levels L
+  int64_t bits = 2;            ///< integer bits
+  bool half_range = true;      ///< unsigned range
+  int64_t groups = 1;          ///< quant_group after resolution
+  int64_t norm_groups = 1;     ///< groups of the weight standardisation
+  int64_t fan = 1;             ///< prod(shape[1:])
+  int64_t n_elements = 1;      ///< elements per group (times batch*input_size^2 for activations)
+  double grad_factor = 1.0;    ///< clip-gradient factor from grad_scale (before the int() rule)
+  std::string place;           ///< module path, for error messages
+};
+
+/// Resolves the common options against the context. Throws qsdk::Error(config)
+/// on a quant_group that does not divide the leading elements.
+QuantSetup make_setup(const CommonOptions& o, const qsdk::QuantizerContext& ctx);
+
+/// The reference's GradientScale rule (spec §2.5): a factor whose integer part
+/// is 1 (1 <= g < 2) is ignored, any other factor is applied.
+double effective_gradient_scale(double g);
+
+/// Throws qsdk::Error(config) about `key` with the quantizer's module path.
+[[noreturn]] void option_error(const QuantSetup& setup, const std::string& key, const std::string& message,
+                               const std::string& hint = "");
+
+}  // namespace qplug_quant_common

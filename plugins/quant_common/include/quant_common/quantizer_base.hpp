@@ -1,0 +1,56 @@
+// quant_common/quantizer_base.hpp - state and helpers every quantizer shares
+// (spec §3: iteration counter, level_num, warm-up, weight standardisation, gamma).
+#pragma once
+
+#include <quant_common/kernels.hpp>
+#include <quant_common/options.hpp>
+
+#include <qsdk/quantizer.hpp>
+
+namespace qplug_quant_common {
+
+/// Base of the quantizer modules: registers the `iteration` and `level_num`
+/// buffers (shape [1]) and, with `gamma`, the learnable `gamma` parameter.
+class QuantizerBase : public qsdk::QuantizerImpl {
+ public:
+  /// Derives the setup from the options and the attachment context.
+  QuantizerBase(const CommonOptions& options, const qsdk::QuantizerContext& ctx);
+
+  int64_t num_levels() const override { return setup_.levels; }
+
+  /// The construction-time derivations (groups, fan, grad_factor, ...).
+  const QuantSetup& setup() const { return setup_; }
+
+ protected:
+  /// Group layout of the tensor `x` this quantizer sees: contiguous channel
+  /// blocks for activations/outputs, contiguous flat blocks for weights.
+  GroupLayout layout_for(const at::Tensor& x, int64_t groups) const;
+  /// Shape of a per-group parameter: activation/output (1,) for one group,
+  /// else (1, G, 1, 1); weight (G, 1, 1, 1) (golden README §1.4).
+  std::vector<int64_t> group_param_shape() const;
+  /// Weight `var-mean` standardisation over norm_groups blocks (unbiased std,
+  /// no epsilon, statistics detached); identity for other settings.
+  at::Tensor standardize(const at::Tensor& w) const;
+  /// Adds 1 to the counter (no autograd) and returns true while in warm-up
+  /// (counter <= stable).
+  bool advance_counter();
+  /// True while the counter is <= stable (without changing it).
+  bool in_warmup() const;
+  /// Warm-up clip estimate: clip <- (m + (it-1) clip) / it, m = max|x| (times
+  /// correlate when > 0), in place (spec §3.5).
+  void warmup_clip(at::Tensor& clip, const at::Tensor& x) const;
+  /// Multiplies by the learnable per-group gamma when enabled.
+  at::Tensor apply_gamma(const at::Tensor& y) const;
+  /// level_num - 1 as a float (the LSQ step count; a checkpoint may change it).
+  double level_steps() const;
+  /// Throws a config error unless the target is one of `allowed`.
+  void require_target(std::initializer_list<qsdk::QuantTarget> allowed, const std::string& method) const;
+
+  CommonOptions common_;
+  QuantSetup setup_;
+  at::Tensor iteration_;
+  at::Tensor level_num_;
+  at::Tensor gamma_;
+};
+
+}  // namespace qplug_quant_common

@@ -1,0 +1,102 @@
+// Internal helpers of the fused CPU kernels.
+#pragma once
+
+#include <quant_common/kernels.hpp>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace qplug_quant_common::detail {
+
+/// Elements per parallel chunk; fixed so that reductions are deterministic.
+constexpr int64_t kGrain = 16384;
+
+/// Calls body(begin, end, group) over maximal runs of [b, e) that share one group.
+template <class F>
+inline void for_each_run(int64_t b, int64_t e, const GroupLayout& l, F&& body) {
+  const int64_t run = l.inner * l.per_group;
+  int64_t i = b;
+  while (i < e) {
+    const int64_t g = l.group_of(i);
+    const int64_t stop = std::min(e, (i / run + 1) * run);
+    body(i, stop, g);
+    i = stop;
+  }
+}
+
+/// Parallel loop over fixed chunks of [0, numel); body(b, e, acc) adds into
+/// `width` double accumulators owned by the chunk; returns their total.
+template <class F>
+inline std::vector<double> chunked_sums(int64_t numel, int64_t width, F&& body) {
+  const int64_t chunks = std::max<int64_t>(1, (numel + kGrain - 1) / kGrain);
+  std::vector<double> partial(static_cast<size_t>(chunks * width), 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t b = c * kGrain;
+      const int64_t e = std::min(numel, b + kGrain);
+      body(b, e, partial.data() + c * width);
+    }
+  });
+  std::vector<double> out(static_cast<size_t>(width), 0.0);
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t k = 0; k < width; ++k) out[k] += partial[c * width + k];
+  return out;
+}
+
+/// Calls body(i, c) for i in [b, e), where body writes K float contributions of
+/// element i into c[0..K), and adds their sums to out[0..K). Eight float lanes
+/// keep the loop vectorisable without reassociating any sum; the lanes hold at
+/// most kGrain / 8 terms each before they are added in double.
+template <int K, class F>
+inline void lane_sums(int64_t b, int64_t e, double* out, F&& body) {
+  constexpr int kLanes = 8;
+  float acc[K][kLanes] = {};
+  int64_t i = b;
+  for (; i + kLanes <= e; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      float c[K];
+      body(i + j, c);
+      for (int k = 0; k < K; ++k) acc[k][j] += c[k];
+    }
+  }
+  for (; i < e; ++i) {
+    float c[K];
+    body(i, c);
+    for (int k = 0; k < K; ++k) acc[k][0] += c[k];
+  }
+  for (int k = 0; k < K; ++k)
+    for (int j = 0; j < kLanes; ++j) out[k] += static_cast<double>(acc[k][j]);
+}
+
+/// Parallel elementwise loop over [0, numel).
+template <class F>
+inline void parallel_elements(int64_t numel, F&& body) {
+  at::parallel_for(0, numel, kGrain, [&](int64_t b, int64_t e) { body(b, e); });
+}
+
+/// True for tensors the fused CPU kernels handle.
+inline bool fused_cpu_ok(const at::Tensor& t) {
+  return use_fused_kernels() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
+         !t.is_complex() && t.layout() == at::kStrided;
+}
+
+/// Round half to even (torch.round semantics) for |v| < 2^22. Adding and
+/// subtracting 1.5 * 2^23 rounds to an integer in the default round-to-nearest-even
+/// mode without a libm call or a branch, so the loops vectorise. Every caller
+/// rounds a clamped value times a level count (|v| <= 256). (Zero's sign may
+/// differ from nearbyint's; the two compare equal.)
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23
+  return (v + kMagic) - kMagic;
+}
+
+/// Float copy of a small parameter tensor (one value per group).
+inline std::vector<float> small_values(const at::Tensor& t) {
+  at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+}  // namespace qplug_quant_common::detail

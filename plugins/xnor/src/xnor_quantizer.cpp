@@ -1,0 +1,78 @@
+// XNOR-Net / XNOR++ / Bi-Real binarisation (Rastegari et al. 2016; Bulat &
+// Tzimiropoulos 2019; Liu et al. 2018) with the reference QTool's options, in
+// its intended form (spec §4.6, §12.1 item 1): it always binarises.
+#include <quant_common/quantizer_base.hpp>
+
+#include <qsdk/plugin.hpp>
+
+#include <torch/torch.h>
+
+namespace qplug_xnor {
+
+namespace qc = qplug_quant_common;
+
+/// Options of the `xnor` quantizer.
+///
+/// Example (TOML): `[quant.activation] type = "xnor"  bits = 1  grad_type = "Triangle"`
+struct XnorOptions : qc::CommonOptions {
+  /// Activation scale: none (pure sign), channel (mean|x| over C), resolution (mean|x| over H*W).
+  std::string custom = "none";
+  XnorOptions() { bits = 1; }
+  /// The option schema.
+  static qsdk::Schema<XnorOptions> schema() {
+    qsdk::Schema<XnorOptions> s("XNOR-Net binarisation: sign times mean|x| (XNOR++: times a learned gamma)");
+    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kGradType | qc::kStable |
+                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
+                          {"none", "var-mean"}, {"none", "STE", "Triangle", "STE-scale"});
+    s.field("custom", &XnorOptions::custom, "activation scale: none, channel or resolution")
+        .one_of({"none", "channel", "resolution"});
+    return s;
+  }
+};
+
+/// XNOR binariser. The counter `iteration` only runs when `stable` > 0 (warm-up);
+/// with stable = 0 it is left untouched and every forward binarises.
+class XnorQuantizerImpl : public qc::QuantizerBase {
+ public:
+  XnorQuantizerImpl(const XnorOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx), custom_(o.custom) {
+    require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "xnor");
+    if (setup_.levels != 2)
+      qc::option_error(setup_, "bits", "XNOR binarises: it needs 2 levels, got " + std::to_string(setup_.levels),
+                       "set bits = 1 and levels = 0");
+    if (custom_ != "none" && setup_.target != qsdk::QuantTarget::activation)
+      qc::option_error(setup_, "custom", "custom scaling applies to activations only");
+    if (o.grad_type == "Triangle" && setup_.target == qsdk::QuantTarget::weight)
+      qc::option_error(setup_, "grad_type", "Triangle applies to activations only", "use STE or none for weights");
+    if (o.grad_type == "STE") grad_ = qc::SignGrad::ste;
+    if (o.grad_type == "Triangle") grad_ = qc::SignGrad::triangle;
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    at::Tensor xn = standardize(x).contiguous();
+    if (common_.stable > 0 && advance_counter()) return xn;
+    if (setup_.target == qsdk::QuantTarget::weight) {
+      const qc::GroupLayout layout = layout_for(xn, setup_.groups);
+      at::Tensor e = xn.detach().reshape({setup_.groups, -1}).abs().mean(1);
+      return apply_gamma(qc::xnor_binarize(xn, e, grad_, layout));
+    }
+    if (custom_ == "none") return qc::xnor_binarize(xn, at::Tensor(), grad_, qc::GroupLayout::whole(xn.numel()));
+    // Per-sample scales that do not follow the parameter groups: composed.
+    at::Tensor xd = xn.detach();
+    at::Tensor e = custom_ == "channel" ? xd.abs().mean({1}, true) : xd.abs().mean({2, 3}, true);
+    at::Tensor y = at::where(xd < 0, -e, e);
+    at::Tensor mask;
+    if (grad_ == qc::SignGrad::ste) mask = (xd > -1) & (xd < 1);
+    if (grad_ == qc::SignGrad::triangle) mask = at::where(xd.abs() < 1, 2 - 2 * xd.abs(), at::zeros_like(xd));
+    return qc::masked_ste(xn, y, mask);
+  }
+
+ private:
+  std::string custom_;
+  qc::SignGrad grad_ = qc::SignGrad::identity;
+};
+
+}  // namespace qplug_xnor
+
+QSDK_PLUGIN("xnor", "0.1.0", "XNOR-Net / XNOR++ / Bi-Real binarisation of activations and weights") {
+  registrar.add_quantizer<qplug_xnor::XnorQuantizerImpl, qplug_xnor::XnorOptions>("xnor");
+}
