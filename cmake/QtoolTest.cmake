@@ -21,8 +21,15 @@ function(qtool_add_test name)
     _qtool_test_pch_target()
     target_precompile_headers(${name} REUSE_FROM qtool_test_pch)
   endif()
+  # Locations are compiled in: gtest_discover_tests splits a ';' inside a
+  # property value, so ENVIRONMENT can carry one variable only.
+  target_compile_definitions(${name} PRIVATE QTOOL_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                                             QTOOL_TEST_PLUGIN_DIR="${QTOOL_PLUGIN_DIR}")
+  set(_labels)
+  if(ARG_LABELS)
+    set(_labels LABELS ${ARG_LABELS})
+  endif()
   gtest_discover_tests(${name}
     DISCOVERY_TIMEOUT 120
-    PROPERTIES ENVIRONMENT "QTOOL_PLUGIN_PATH=${QTOOL_PLUGIN_DIR};QTOOL_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
-               LABELS "${ARG_LABELS}")
+    PROPERTIES ENVIRONMENT "QTOOL_PLUGIN_PATH=${QTOOL_PLUGIN_DIR}" ${_labels})
 endfunction()

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <qsdk/export.hpp>
 #include <qsdk/plugin_abi.h>
 #include <torch/version.h>
 
@@ -40,10 +41,10 @@
 namespace qsdk {
 
 /// "major.minor.patch" of a packed version number.
-std::string version_string(uint32_t packed);
+QSDK_API std::string version_string(uint32_t packed);
 
 /// The SDK version libqsdk.so itself was built as (may differ from the headers
 /// a stale plugin saw).
-uint32_t sdk_version();
+QSDK_API uint32_t sdk_version();
 
 }  // namespace qsdk
