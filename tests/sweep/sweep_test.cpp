@@ -1,0 +1,314 @@
+// `[[schedule]]`, `qhost sweep` and `qhost report` end to end: the qhost
+// binary on tiny synthetic runs (tiny_quant.toml, about a second each).
+#include "checkpoint.hpp"
+#include "optimizer.hpp"
+
+#include <qsdk/error.hpp>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+Result run_qhost(const std::string& args, const std::string& env = "") {
+  fs::create_directories(SWEEP_WORK);
+  // One file per test process: CTest may run the cases in parallel.
+  const std::string log = std::string(SWEEP_WORK) + "/last_command." + std::to_string(::getpid()) + ".txt";
+  const std::string cmd = env + " " + std::string(QHOST_EXE) + " " + args + " > " + log + " 2>&1";
+  Result r;
+  const int status = std::system(cmd.c_str());
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.output = ss.str();
+  return r;
+}
+
+std::string src(const std::string& f) { return std::string(SWEEP_DIR) + "/" + f; }
+
+std::string fresh_dir(const std::string& name) {
+  const auto dir = std::string(SWEEP_WORK) + "/" + name;
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// The "lr" of each train_epoch line of a metrics.jsonl, in order.
+std::vector<double> epoch_lrs(const std::string& metrics) {
+  std::vector<double> out;
+  const std::regex lr_re("\"lr\": ([0-9.eE+-]+)");
+  for (const auto& l : lines_of(metrics)) {
+    if (l.find("\"kind\": \"train_epoch\"") == std::string::npos) continue;
+    std::smatch m;
+    if (std::regex_search(l, m, lr_re)) out.push_back(std::stod(m[1]));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Schedule, ChangesLrAtTheRightEpoch) {
+  const auto dir = fresh_dir("schedule");
+  auto r = run_qhost("run " + src("schedule.toml") + " --out " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto lrs = epoch_lrs(dir + "/metrics.jsonl");
+  ASSERT_EQ(lrs.size(), 3u) << r.output;
+  EXPECT_NEAR(lrs[0], 0.05, 1e-9);
+  EXPECT_NEAR(lrs[1], 0.05, 1e-9);  // epoch 1 changes weight decay and momentum only
+  EXPECT_NEAR(lrs[2], 0.01, 1e-9);
+  // Every step of epoch 2 (and none before) ran at the new lr.
+  const std::regex step_re("\"kind\": \"step\", \"epoch\": ([0-9]+).*\"lr\": ([0-9.eE+-]+)");
+  int steps = 0;
+  for (const auto& l : lines_of(dir + "/metrics.jsonl")) {
+    std::smatch m;
+    if (!std::regex_search(l, m, step_re)) continue;
+    ++steps;
+    EXPECT_NEAR(std::stod(m[2]), std::stoi(m[1]) == 2 ? 0.01 : 0.05, 1e-9) << l;
+  }
+  EXPECT_EQ(steps, 6);
+  // The changes are logged (log.txt) and recorded (metrics.jsonl) at their epochs.
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string metrics = ss.str();
+  EXPECT_EQ(count(metrics, "\"kind\": \"schedule\""), 3u) << metrics;
+  EXPECT_NE(metrics.find("\"kind\": \"schedule\", \"epoch\": 2, \"change\": \"optimizer.lr: 0.05 -> 0.01"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\"kind\": \"schedule\", \"epoch\": 1, \"change\": \"optimizer.weight_decay: 0.0005 -> 0"),
+            std::string::npos)
+      << metrics;
+  std::ifstream log(dir + "/log.txt");
+  std::stringstream ls;
+  ls << log.rdbuf();
+  EXPECT_NE(ls.str().find("optimizer.momentum: 0.9 -> 0.5"), std::string::npos) << ls.str();
+  // resolved.toml keeps the schedule (sorted by epoch) and reloads to the same run.
+  auto c = run_qhost("check " + dir + "/resolved.toml --print");
+  EXPECT_EQ(c.code, 0) << c.output;
+  const auto first = c.output.find("[[schedule]]\nepoch = 1\n"), second = c.output.find("[[schedule]]\nepoch = 2\n");
+  ASSERT_NE(first, std::string::npos) << c.output;
+  ASSERT_NE(second, std::string::npos) << c.output;
+  EXPECT_LT(first, second) << c.output;
+  EXPECT_NE(c.output.find("\"optimizer.lr\" = 0.01"), std::string::npos) << c.output;
+}
+
+// The lr of every "step" line of a metrics.jsonl, by epoch.
+std::vector<std::vector<double>> step_lrs(const std::string& metrics) {
+  std::vector<std::vector<double>> out;
+  const std::regex step_re("\"kind\": \"step\", \"epoch\": ([0-9]+).*\"lr\": ([0-9.eE+-]+)");
+  for (const auto& l : lines_of(metrics)) {
+    std::smatch m;
+    if (!std::regex_search(l, m, step_re)) continue;
+    const size_t e = std::stoul(m[1]);
+    if (out.size() <= e) out.resize(e + 1);
+    out[e].push_back(std::stod(m[2]));
+  }
+  return out;
+}
+
+TEST(Schedule, NewLrScalesTheSchedulersCurveFromItsEpoch) {
+  const std::string cosine =
+      " --set 'plugins.load=[\"synthetic\", \"resnet\", \"lsq\", \"dorefa\", \"cosine\"]'"
+      " --set 'scheduler={type = \"cosine\"}'";
+  const auto with = fresh_dir("schedule_cosine"), without = fresh_dir("cosine_only");
+  auto r = run_qhost("run " + src("schedule.toml") + cosine + " --out " + with);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule.toml") + cosine + " --set 'schedule=[]' --out " + without);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto a = step_lrs(with + "/metrics.jsonl"), b = step_lrs(without + "/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t e = 0; e < 3; ++e) {
+    ASSERT_EQ(a[e].size(), 2u);
+    ASSERT_EQ(b[e].size(), 2u);
+    // Epochs 0 and 1 follow the cosine curve of base lr 0.05; epoch 2 the curve of 0.01.
+    for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(a[e][i], b[e][i] * (e == 2 ? 0.01 / 0.05 : 1.0), 1e-7) << e << " " << i;
+  }
+  EXPECT_LT(b[2][1], b[2][0]);  // the curve still decays inside the epoch
+}
+
+TEST(Schedule, AResumedRunReappliesTheChangesOfPastEpochs) {
+  // Stopped after epoch 2 of 3 and resumed: the epoch-1 weight decay and momentum
+  // changes must be in force again in the new process, or the weights differ.
+  const auto full = fresh_dir("resume_full"), parted = fresh_dir("resume_parted");
+  auto r = run_qhost("run " + src("schedule.toml") + " --out " + full);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule.toml") + " --out " + parted, "QTOOL_TEST_STOP_AFTER_EPOCHS=2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule.toml") + " --resume --out " + parted);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("optimizer.momentum: 0.9 -> 0.5"), std::string::npos) << r.output;
+  const auto a = qhost::read_checkpoint(full + "/last.h5"), b = qhost::read_checkpoint(parted + "/last.h5");
+  EXPECT_EQ(a.meta.epoch, 3);
+  EXPECT_EQ(b.meta.epoch, 3);
+  ASSERT_EQ(a.model.size(), b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    ASSERT_EQ(a.model[i].first, b.model[i].first);
+    EXPECT_TRUE(a.model[i].second.equal(b.model[i].second)) << a.model[i].first;
+  }
+}
+
+TEST(Schedule, OptimizerUpdateHyperChangesTheGroupsThatFollowTheGlobalValues) {
+  torch::nn::Linear lin(3, 2);
+  qhost::OptimizerSettings s;
+  s.momentum = 0.0;
+  s.rules.lr = 0.1;
+  s.rules.weight_decay = 0.0;
+  qhost::Optimizer opt(*lin, s);
+  const auto w0 = lin->weight.detach().clone(), b0 = lin->bias.detach().clone();
+  // Zero gradients: a step changes the parameters by weight decay only.
+  lin->weight.mutable_grad() = torch::zeros_like(lin->weight);
+  lin->bias.mutable_grad() = torch::zeros_like(lin->bias);
+  EXPECT_DOUBLE_EQ(opt.update_hyper("weight_decay", 0.5), 0.0);
+  opt.step();
+  EXPECT_TRUE(torch::allclose(lin->weight.detach(), w0 * (1.0 - 0.1 * 0.5)));
+  EXPECT_TRUE(lin->bias.detach().equal(b0));  // 1-D: exempt unless decay_small
+  EXPECT_DOUBLE_EQ(opt.update_hyper("lr", 0.2), 0.1);
+  EXPECT_DOUBLE_EQ(opt.current_lr(), 0.2);
+  EXPECT_DOUBLE_EQ(opt.update_hyper("momentum", 0.9), 0.0);
+  qhost::OptimizerSettings adam = s;
+  adam.type = "adam";
+  qhost::Optimizer opt2(*lin, adam);
+  EXPECT_THROW(opt2.update_hyper("momentum", 0.5), qsdk::Error);
+}
+
+TEST(Schedule, CheckRejectsUnsupportedAndUnknownKeysWithTheirLines) {
+  auto r = run_qhost("check " + src("schedule_bad.toml"));
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'quant.weight.bits' cannot be changed by a schedule"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("supported keys: optimizer.lr, optimizer.weight_decay, optimizer.momentum"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:11"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'optimizer.lrr' is not a key of the resolved configuration"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("optimizer.lr"), std::string::npos) << r.output;
+}
+
+TEST(Schedule, CheckRejectsBadValuesAndEpochs) {
+  const std::string s = src("schedule.toml");
+  // An epoch past the end never applies; a negative lr is out of range; a string is the wrong type.
+  auto r = run_qhost("check " + s +
+                     " --set 'schedule=[{epoch = 3, set = {\"optimizer.lr\" = -1.0}}, "
+                     "{epoch = 0, set = {\"optimizer.momentum\" = \"high\"}}]'");
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("schedule[0].epoch: 3 is outside [0, 2]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("schedule[0].set.optimizer.lr: -1.0 is out of range"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("schedule[1].set.optimizer.momentum: expected float"), std::string::npos) << r.output;
+  // The good file passes.
+  auto ok = run_qhost("check " + s);
+  EXPECT_EQ(ok.code, 0) << ok.output;
+}
+
+TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
+  const auto out = fresh_dir("grid");
+  auto r = run_qhost("sweep " + src("grid.toml") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::vector<std::string> points{
+      "tinyq__model.order=bacs__quant.weight.type=dorefa", "tinyq__model.order=bacs__quant.weight.type=lsq",
+      "tinyq__model.order=cbsa__quant.weight.type=dorefa", "tinyq__model.order=cbsa__quant.weight.type=lsq"};
+  for (const auto& p : points) {
+    for (const char* f : {"resolved.toml", "metrics.jsonl", "best.h5", "sweep_done"})
+      EXPECT_TRUE(fs::exists(out + "/" + p + "/" + f)) << p << "/" << f << "\n" << r.output;
+  }
+  EXPECT_NE(r.output.find("4 points: 4 done, 0 skipped, 0 failed"), std::string::npos) << r.output;
+  // The overrides reached the runs.
+  std::ifstream in(out + "/" + points[0] + "/resolved.toml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("order = \"bacs\""), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("type = \"dorefa\""), std::string::npos) << ss.str();
+
+  // A rerun skips every finished point.
+  auto again = run_qhost("sweep " + src("grid.toml") + " --out " + out);
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("4 points: 0 done, 4 skipped, 0 failed"), std::string::npos) << again.output;
+
+  // The report: one row per point, Markdown and CSV.
+  const auto csv = out + "/report.csv";
+  auto rep = run_qhost("report " + out + " --csv " + csv);
+  ASSERT_EQ(rep.code, 0) << rep.output;
+  EXPECT_EQ(count(rep.output, "\n"), 2u + 4u) << rep.output;
+  EXPECT_NE(rep.output.find("Dataset | Method | Model | A/W | Top-1 | Flags | Config"), std::string::npos);
+  EXPECT_EQ(count(rep.output, "synthetic | A:LSQ W:Dorefa-Net | ResNet-20 | 2/2 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, "synthetic | LSQ | ResNet-20 | 2/2 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | bacs,real_skip,ep1 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | cbsa,real_skip,ep1 | "), 2u) << rep.output;
+  EXPECT_NE(rep.output.find(points[3] + "/resolved.toml"), std::string::npos) << rep.output;
+  const std::regex top1_row("\\| 2/2 \\| [0-9]+\\.[0-9]{2} \\|");
+  EXPECT_EQ(std::distance(std::sregex_iterator(rep.output.begin(), rep.output.end(), top1_row), std::sregex_iterator()),
+            4)
+      << rep.output;
+  const auto rows = lines_of(csv);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows[0], "dataset,method,model,a_w,top1,flags,config");
+  EXPECT_EQ(rows[1].rfind("synthetic,A:LSQ W:Dorefa-Net,ResNet-20,2/2,", 0), 0u) << rows[1];
+  // A single run folder works too.
+  auto one = run_qhost("report " + out + "/" + points[3]);
+  EXPECT_EQ(one.code, 0) << one.output;
+  EXPECT_EQ(count(one.output, "\n"), 3u) << one.output;
+}
+
+TEST(Sweep, AFailedPointIsReportedAndTheOthersRun) {
+  const auto out = fresh_dir("bad_grid");
+  auto r = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("2 points: 1 done, 0 skipped, 1 failed"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/tinyq__quant.weight.bits=2/sweep_done")) << r.output;
+  EXPECT_FALSE(fs::exists(out + "/tinyq__quant.weight.bits=9/sweep_done")) << r.output;
+  EXPECT_NE(r.output.find("FAILED | tinyq__quant.weight.bits=9"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is outside [1, 8]"), std::string::npos) << r.output;
+  // The rerun skips the finished point and retries the failed one.
+  auto again = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out);
+  EXPECT_EQ(again.code, 1) << again.output;
+  EXPECT_NE(again.output.find("2 points: 0 done, 1 skipped, 1 failed"), std::string::npos) << again.output;
+  // The report lists the finished point only.
+  auto rep = run_qhost("report " + out);
+  EXPECT_EQ(rep.code, 0) << rep.output;
+  EXPECT_EQ(count(rep.output, "\n"), 3u) << rep.output;
+}
+
+TEST(Sweep, BadSweepFilesAreConfigErrorsWithLines) {
+  const auto dir = fresh_dir("bad_files");
+  fs::create_directories(dir);
+  std::ofstream(dir + "/s.toml") << "base = \"" << src("tiny_quant.toml") << "\"\nbogus = 1\n[grid]\n\"a.b\" = 3\n";
+  auto r = run_qhost("sweep " + dir + "/s.toml --out " + dir + "/out");
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("s.toml:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bogus: unknown key"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("s.toml:4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("expected a non-empty array"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/out")) << r.output;
+  auto missing = run_qhost("report " + dir);
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.output.find("holds no run folder"), std::string::npos) << missing.output;
+}
