@@ -1,0 +1,83 @@
+// checkpoint.hpp - HDF5 checkpoints (DESIGN §5): atomic write, strict and
+// lenient loading, with qsdk::Error(checkpoint) naming the file and the entry.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace qhost {
+
+/// Version of the on-disk layout; bumped when entries change meaning.
+inline constexpr int64_t kCheckpointFormatVersion = 1;
+
+/// A list of (name, tensor) pairs in a stable order.
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+/// The `/meta` attributes of a checkpoint.
+struct CheckpointMeta {
+  int64_t format_version = kCheckpointFormatVersion;  ///< layout version
+  std::string qtool_version;   ///< qhost that wrote it
+  std::string sdk_version;     ///< SDK version of that qhost
+  std::string torch_version;   ///< LibTorch version of that qhost
+  int64_t epoch = 0;           ///< epochs completed (a resumed run starts here)
+  int64_t step = 0;            ///< optimizer steps completed
+  double best_top1 = 0.0;      ///< best evaluation top-1 so far (percent)
+  std::string resolved_toml;   ///< the run's fully resolved configuration
+  std::string optimizer_type;  ///< "sgd" / "adam" ("" = no optimizer state)
+  std::vector<uint8_t> torch_rng_state;  ///< CPU generator state bytes
+  std::string rng_text;        ///< other RNG state (e.g. std::mt19937_64 as text)
+};
+
+/// Everything a checkpoint holds.
+struct CheckpointData {
+  CheckpointMeta meta;     ///< `/meta` attributes
+  NamedTensors model;      ///< parameters and buffers by dotted module path (`layer1.0.conv1.weight`)
+  NamedTensors optimizer;  ///< optimizer state as `<dotted parameter name>/<state name>`
+  std::string metrics_jsonl;  ///< metric history, one JSON object per line
+};
+
+/// Writes `data` to `path` atomically: a temporary file in the same folder is
+/// written, flushed, fsynced and renamed over `path`, so a crash leaves either
+/// the previous file or the new one. Setting the environment variable
+/// QTOOL_TEST_CRASH_AFTER_TEMP=1 aborts the process after the temporary file is
+/// complete and before the rename (used by the crash test).
+void write_checkpoint(const std::string& path, const CheckpointData& data);
+
+/// Reads a whole checkpoint. Throws qsdk::Error(checkpoint) naming the file
+/// (and entry) when it is missing, not HDF5, of another format version or damaged.
+CheckpointData read_checkpoint(const std::string& path);
+
+/// Reads only the `/meta` attributes.
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+/// Every parameter and buffer of `module`, dotted names, in registration order.
+NamedTensors module_state(const torch::nn::Module& module);
+
+/// Copies `state` into `module` exactly: every parameter and buffer must be
+/// present with the same shape and no entry may be left over. Collects all
+/// problems and throws one qsdk::Error(checkpoint) naming `origin` (the file).
+/// A buffer of the module that is still empty (lazily shaped) takes the stored shape.
+void load_module_state(torch::nn::Module& module, const NamedTensors& state, const std::string& origin);
+
+/// What a lenient initialisation (FP -> quantized finetune) did.
+struct InitReport {
+  std::vector<std::string> matched;   ///< copied (after a reshape with equal element count if needed)
+  std::vector<std::string> reshaped;  ///< subset of matched that needed a reshape
+  std::vector<std::string> missing;   ///< in the model, not in the checkpoint: keep their init
+  std::vector<std::string> mismatched;  ///< same name, incompatible shape: kept their init
+  std::vector<std::string> unused;    ///< in the checkpoint, not in the model
+  /// Several lines for the log.
+  std::string summary() const;
+};
+
+/// The reference's lenient loader (spec §7.12): a leading `module.` is dropped,
+/// names present in both are copied (reshaping when the element count
+/// matches), everything else is reported.
+InitReport init_module_from(torch::nn::Module& module, const NamedTensors& state);
+
+}  // namespace qhost

@@ -1,0 +1,291 @@
+// `qhost run` and `qhost eval`: build the experiment from a validated
+// configuration (datasets, layer factory + model, optimizer, scheduler,
+// tricks) and hand it to the Trainer.
+#include "run.hpp"
+
+#include "checkpoint.hpp"
+#include "config.hpp"
+#include "data_loader.hpp"
+#include "layer_factory.hpp"
+#include "logging.hpp"
+#include "optimizer.hpp"
+#include "plugin_loader.hpp"
+#include "policy_schedule.hpp"
+#include "registry.hpp"
+#include "run_folder.hpp"
+#include "sections.hpp"
+#include "trainer.hpp"
+
+#include <qsdk/error.hpp>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+namespace qhost {
+namespace {
+
+namespace fs = std::filesystem;
+
+const qsdk::Table& section(const qsdk::Table& root, const std::string& name) {
+  static const qsdk::Table empty;
+  auto it = root.find(name);
+  return it == root.end() || it->second.type() != qsdk::Value::Type::table ? empty : it->second.as_table();
+}
+
+bool has_type(const qsdk::Table& t) {
+  auto it = t.find("type");
+  return it != t.end() && it->second.type() == qsdk::Value::Type::string && !it->second.as_string().empty() &&
+         it->second.as_string() != "none";
+}
+
+void set_threads(int64_t threads) {
+  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+std::string check_device(const std::string& device) {
+  if (device == "cuda" && !torch::cuda::is_available())
+    throw qsdk::Error(qsdk::ErrorCategory::config, "experiment.device",
+                      "device \"cuda\" requested but this qhost/LibTorch has no usable CUDA device",
+                      "set [experiment] device = \"cpu\", or build against a CUDA LibTorch");
+  return device;
+}
+
+// A path from the TOML: as given when it exists, else relative to the file.
+std::string resolve_path(const std::string& p, const Config& config) {
+  if (p.empty() || fs::path(p).is_absolute() || fs::exists(p) || config.path().empty()) return p;
+  auto alt = fs::path(config.path()).parent_path() / p;
+  return fs::exists(alt) ? alt.string() : p;
+}
+
+/// Everything an experiment builds; the layer factory stays alive with the model.
+struct Built {
+  std::unique_ptr<LayerFactory> factory;
+  TrainerParts parts;
+  int64_t num_classes = 0;
+};
+
+Built build(const Config& config, Registry& registry, bool train, bool smoke) {
+  const auto& root = config.root();
+  const auto exp = section_options<ExperimentOptions>(root, "experiment");
+  const auto data_opts = section_options<DataOptions>(root, "data");
+  const auto& data_table = section(root, "data");
+  if (!has_type(data_table))
+    throw qsdk::Error(qsdk::ErrorCategory::config, config.location("data").str() + ": data.type",
+                      "no dataset given", "add [data] type = \"...\" (qhost list --kind dataset)");
+  const auto& model_table = section(root, "model");
+  if (!has_type(model_table))
+    throw qsdk::Error(qsdk::ErrorCategory::config, config.location("model").str() + ": model.type",
+                      "no model given", "add [model] type = \"...\" (qhost list --kind model)");
+  Built b;
+  const uint64_t seed = static_cast<uint64_t>(exp.seed);
+
+  // Datasets.
+  qsdk::DatasetContext dctx;
+  dctx.seed = seed;
+  std::shared_ptr<qsdk::Dataset> train_set, eval_set;
+  if (train) {
+    dctx.train = true;
+    train_set = registry.make_dataset(data_table, dctx);
+  }
+  dctx.train = false;
+  eval_set = registry.make_dataset(data_table, dctx);
+  const auto& shape_src = train_set ? train_set : eval_set;
+  b.num_classes = shape_src->num_classes();
+  const auto sample_shape = shape_src->sample_shape();
+  spdlog::info("data: {}", shape_src->describe().empty() ? "dataset" : shape_src->describe());
+
+  DataLoaderOptions lo;
+  lo.batch_size = data_opts.batch_size;
+  lo.workers = data_opts.workers;
+  lo.prefetch = data_opts.prefetch;
+  lo.drop_last = data_opts.drop_last;
+  lo.seed = seed;
+  if (train) {
+    lo.shuffle = true;
+    b.parts.train_loader = std::make_unique<DataLoader>(train_set, lo);
+  }
+  DataLoaderOptions eo = lo;
+  eo.shuffle = false;
+  eo.drop_last = false;
+  eo.batch_size = data_opts.eval_batch_size > 0 ? data_opts.eval_batch_size : data_opts.batch_size;
+  b.parts.eval_loader = std::make_unique<DataLoader>(eval_set, eo);
+
+  // Model through the host layer factory (quantizers attached by [quant]).
+  const int64_t input_size = sample_shape.size() >= 2 ? sample_shape[1] : 0;
+  b.factory = std::make_unique<LayerFactory>(
+      section(root, "quant"),
+      [&registry](const qsdk::Table& t, const qsdk::QuantizerContext& c) { return registry.make_quantizer(t, c); },
+      data_opts.batch_size, input_size);
+
+  // Tricks (TOML order); their weight transforms reach the quantized layers.
+  auto tricks_it = root.find("trick");
+  if (tricks_it != root.end() && tricks_it->second.type() == qsdk::Value::Type::list) {
+    qsdk::TrickContext tctx;
+    tctx.config_dir = config.path().empty() ? "." : fs::path(config.path()).parent_path().string();
+    tctx.num_classes = b.num_classes;
+    // (experiments) FP model + checkpoint for trick/kd's teacher: built through its own
+    // quantizer-free layer factory, which the returned pointer keeps alive (aliasing).
+    tctx.load_model = [&registry, sample_shape, num_classes = b.num_classes, batch = data_opts.batch_size,
+                       input_size](const qsdk::Table& model, const std::string& checkpoint_path) {
+      auto factory = std::make_shared<LayerFactory>(qsdk::Table{}, QuantizerMaker{}, batch, input_size);
+      qsdk::ModelContext c;
+      c.num_classes = num_classes;
+      c.input_shape = sample_shape;
+      c.layers = factory.get();
+      auto net = registry.make_model(model, c);
+      load_module_state(*net, read_checkpoint(checkpoint_path).model, checkpoint_path);
+      auto holder = std::make_shared<std::pair<std::shared_ptr<LayerFactory>, std::shared_ptr<qsdk::ModelImpl>>>(
+          std::move(factory), net);
+      return std::shared_ptr<qsdk::ModelImpl>(holder, net.get());
+    };
+    for (const auto& v : tricks_it->second.as_list()) {
+      const auto& t = v.as_table();
+      auto trick = registry.make_trick(t, tctx);
+      const std::string name = "trick/" + t.at("type").as_string();
+      b.factory->add_weight_transform(
+          [trick](const torch::Tensor& w, const std::string& path) { return trick->transform_weight(w, path); });
+      b.parts.tricks.push_back(trick);
+      b.parts.trick_names.push_back(name);
+    }
+  }
+
+  qsdk::ModelContext mctx;
+  mctx.num_classes = b.num_classes;
+  mctx.input_shape = sample_shape;
+  mctx.layers = b.factory.get();
+  b.parts.model = registry.make_model(model_table, mctx);
+  mctx.layers = nullptr;
+  int64_t quantized = 0;
+  for (const auto& r : b.factory->records()) {
+    spdlog::debug("layer {}", r.str());
+    quantized += (r.weight.active() || r.activation.active() || r.output.active()) ? 1 : 0;
+  }
+  int64_t n_params = 0;
+  for (const auto& p : b.parts.model->parameters()) n_params += p.numel();
+  spdlog::info("model: {} ({} parameters, {} layers, {} quantized)", model_table.at("type").as_string(), n_params,
+               b.factory->records().size(), quantized);
+
+  if (train) {
+    const auto settings = OptimizerSettings::from_table(section(root, "optimizer"));
+    b.parts.optimizer = std::make_unique<Optimizer>(*b.parts.model, settings);
+    spdlog::info("optimizer: {} - {}", settings.type, describe_param_groups(b.parts.optimizer->groups()));
+    const auto& sched = section(root, "scheduler");
+    if (has_type(sched)) {
+      const auto train_opts = section_options<TrainOptions>(root, "train");
+      qsdk::SchedulerContext sctx;
+      sctx.base_lr = settings.rules.lr;
+      sctx.epochs = smoke ? 1 : train_opts.epochs;
+      int64_t iters = b.parts.train_loader->batches_per_epoch();
+      if (train_opts.max_steps_per_epoch > 0) iters = std::min(iters, train_opts.max_steps_per_epoch);
+      if (smoke) iters = std::min<int64_t>(iters, 2);
+      sctx.iters_per_epoch = std::max<int64_t>(iters, 1);
+      b.parts.scheduler = registry.make_scheduler(sched, sctx);
+    }
+    // (sweep) [[schedule]]: a new optimizer.lr rescales the scheduler's curve from its epoch.
+    b.parts.schedule = PolicySchedule::from_config(root);
+    if (b.parts.schedule && b.parts.schedule->changes_lr())
+      b.parts.scheduler = b.parts.schedule->wrap(b.parts.scheduler, settings.rules.lr);
+  }
+  return b;
+}
+
+}  // namespace
+
+int run_experiment(const Config& config, Registry& registry, const RunOptions& options) {
+  if (options.nproc > 1)
+    throw qsdk::Error(qsdk::ErrorCategory::usage, "--nproc",
+                      "multi-process training is not available in this qhost build", "use --nproc 1");
+  const auto& root = config.root();
+  const auto exp = section_options<ExperimentOptions>(root, "experiment");
+  const auto train = section_options<TrainOptions>(root, "train");
+  std::string name = exp.name;
+  if (name.empty()) name = config.path().empty() ? "run" : fs::path(config.path()).stem().string();
+
+  // --out names the run folder itself; otherwise <out_dir>/<name>.
+  RunFolder folder = options.out_dir.empty() ? open_run_folder(exp.out_dir, name, options.resume)
+                                             : open_run_folder(fs::path(options.out_dir).parent_path().string(),
+                                                               fs::path(options.out_dir).filename().string(),
+                                                               options.resume);
+  add_log_file(folder.log());
+  spdlog::info("run {} in {}{}", name, folder.dir, options.resume ? " (resume)" : options.smoke ? " (smoke)" : "");
+  const std::string resolved = config.to_toml();
+  write_text_file(folder.resolved(), resolved);
+  if (!options.resume) {
+    std::error_code ec;
+    if (fs::exists(folder.best_checkpoint())) {
+      spdlog::warn("removing best.h5 of an earlier run in {}", folder.dir);
+      fs::remove(folder.best_checkpoint(), ec);
+    }
+  }
+
+  set_threads(exp.threads);
+  torch::manual_seed(static_cast<uint64_t>(exp.seed));
+  const std::string device = check_device(exp.device);
+
+  Built b = build(config, registry, true, options.smoke);
+  if (!train.init_from.empty() && !options.resume) {
+    const auto path = resolve_path(train.init_from, config);
+    auto data = read_checkpoint(path);
+    auto report = init_module_from(*b.parts.model, data.model);
+    spdlog::info("init_from {}: {}", path, report.summary());
+    if (report.matched.empty())
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, path, "no tensor of the checkpoint matches the model",
+                        "init_from needs a checkpoint of the same network (names as in /model)");
+  }
+
+  TrainerSettings ts;
+  ts.epochs = options.smoke ? 1 : train.epochs;
+  ts.max_steps_per_epoch = train.max_steps_per_epoch;
+  ts.eval_every = train.eval_every;
+  ts.save_every = train.save_every;
+  ts.log_every = exp.log_every;
+  ts.smoke = options.smoke;
+  ts.device = device;
+  ts.resolved_toml = resolved;
+  ts.folder = folder;
+  if (const char* stop = std::getenv("QTOOL_TEST_STOP_AFTER_EPOCHS")) ts.stop_after_epochs = std::atoll(stop);
+  Trainer trainer(std::move(b.parts), ts);
+  if (options.resume) trainer.resume_from(folder.last_checkpoint());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = trainer.fit();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (result)
+    spdlog::info("done in {}: top-1 {:.2f} top-5 {:.2f} (best {:.2f}); files in {}", format_duration(seconds),
+                 result->top1, result->top5, trainer.best_top1(), folder.dir);
+  else
+    spdlog::info("done in {}; files in {}", format_duration(seconds), folder.dir);
+  return 0;
+}
+
+int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options) {
+  const auto meta = read_checkpoint_meta(options.checkpoint);
+  if (meta.resolved_toml.empty())
+    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, options.checkpoint + ":/meta/resolved_toml",
+                      "the checkpoint holds no configuration to rebuild the model from");
+  auto config = Config::from_string(meta.resolved_toml, options.checkpoint + ":/meta/resolved_toml", options.overrides);
+  config.validate(registry, loader);
+  const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
+  set_threads(exp.threads);
+  torch::manual_seed(static_cast<uint64_t>(exp.seed));
+  Built b = build(config, registry, false, false);
+  auto data = read_checkpoint(options.checkpoint);
+  load_module_state(*b.parts.model, data.model, options.checkpoint);
+  TrainerSettings ts;
+  ts.device = check_device(exp.device);
+  Trainer trainer(std::move(b.parts), ts);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = trainer.evaluate();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("eval {} (epoch {}, step {}): loss {:.4f} top-1 {:.2f} top-5 {:.2f} on {} samples in {}",
+               options.checkpoint, meta.epoch, meta.step, r.loss, r.top1, r.top5, r.samples, format_duration(seconds));
+  std::printf("top1 %.4f\ntop5 %.4f\nloss %.6f\nsamples %lld\n", r.top1, r.top5, r.loss,
+              static_cast<long long>(r.samples));
+  return 0;
+}
+
+}  // namespace qhost

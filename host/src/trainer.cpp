@@ -1,0 +1,305 @@
+#include "trainer.hpp"
+
+#include "policy_schedule.hpp"
+
+#include <qsdk/error.hpp>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+namespace qhost {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string fmt_lr(double lr) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", lr);
+  return buf;
+}
+
+// Runs a trick hook, naming the trick in any error it throws.
+template <class Fn>
+void call_trick(const std::string& name, Fn&& fn) {
+  try {
+    fn();
+  } catch (const qsdk::Error& e) {
+    throw qsdk::Error(e.category(), name + (e.place().empty() ? "" : " " + e.place()), e.message(), e.hint());
+  } catch (const std::exception& e) {
+    throw qsdk::Error(qsdk::ErrorCategory::runtime, name, e.what());
+  }
+}
+
+}  // namespace
+
+torch::Tensor classification_loss(const torch::Tensor& logits, const qsdk::Batch& batch) {
+  if (batch.soft_target.defined())
+    return -(batch.soft_target * torch::log_softmax(logits, 1)).sum(1).mean();
+  return torch::nn::functional::cross_entropy(logits, batch.target);
+}
+
+Trainer::Trainer(TrainerParts parts, TrainerSettings settings)
+    : parts_(std::move(parts)), settings_(std::move(settings)) {
+  if (!parts_.model) throw qsdk::Error(qsdk::ErrorCategory::runtime, "trainer", "no model");
+  parts_.model->to(torch::Device(settings_.device));
+}
+
+Trainer::~Trainer() { progress_.finish(); }
+
+CheckpointData Trainer::snapshot() const {
+  CheckpointData d;
+  d.meta.epoch = epoch_;
+  d.meta.step = global_step_;
+  d.meta.best_top1 = best_top1_;
+  d.meta.resolved_toml = settings_.resolved_toml;
+  d.meta.optimizer_type = parts_.optimizer ? parts_.optimizer->type() : "";
+  auto rng = at::detail::getDefaultCPUGenerator().get_state();
+  d.meta.torch_rng_state.assign(rng.data_ptr<uint8_t>(), rng.data_ptr<uint8_t>() + rng.numel());
+  // The data loader draws from (seed, epoch, index), so it has no state to keep.
+  d.meta.rng_text = "loader: stateless (seed, epoch, sample index)";
+  d.model = module_state(*parts_.model);
+  if (parts_.optimizer) d.optimizer = parts_.optimizer->state();
+  d.metrics_jsonl = metrics_ ? metrics_->history() : metrics_seed_;
+  return d;
+}
+
+void Trainer::save(const std::string& path) const { write_checkpoint(path, snapshot()); }
+
+void Trainer::resume_from(const std::string& path) {
+  auto data = read_checkpoint(path);
+  load_module_state(*parts_.model, data.model, path);
+  if (parts_.optimizer) {
+    if (!data.meta.optimizer_type.empty() && data.meta.optimizer_type != parts_.optimizer->type())
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, path,
+                        "was written with optimizer '" + data.meta.optimizer_type + "', this run uses '" +
+                            parts_.optimizer->type() + "'",
+                        "resume with the same [optimizer] type");
+    parts_.optimizer->load_state(data.optimizer, path);
+  }
+  if (!data.meta.torch_rng_state.empty()) {
+    auto state = torch::empty({static_cast<int64_t>(data.meta.torch_rng_state.size())}, torch::kUInt8);
+    std::memcpy(state.data_ptr(), data.meta.torch_rng_state.data(), data.meta.torch_rng_state.size());
+    try {
+      auto gen = at::detail::getDefaultCPUGenerator();  // a handle sharing the global generator
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    } catch (const std::exception& e) {
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, path + ":/meta/torch_rng_state",
+                        std::string("cannot restore the random generator: ") + e.what(),
+                        "the checkpoint was written by another LibTorch version");
+    }
+  }
+  epoch_ = data.meta.epoch;
+  global_step_ = data.meta.step;
+  best_top1_ = data.meta.best_top1;
+  metrics_seed_ = data.metrics_jsonl;
+  spdlog::info("resumed from {}: {} epochs and {} steps done, best top-1 {:.2f}", path, epoch_, global_step_,
+               best_top1_);
+}
+
+EvalResult Trainer::evaluate(int64_t max_batches) {
+  EvalResult r;
+  if (!parts_.eval_loader) return r;
+  const torch::Device device(settings_.device);
+  parts_.model->eval();
+  torch::NoGradGuard no_grad;
+  Meter loss;
+  int64_t c1 = 0, c5 = 0, n = 0, batches = 0;
+  parts_.eval_loader->start_epoch(0);
+  const int64_t total = parts_.eval_loader->batches_per_epoch();
+  const auto t0 = Clock::now();
+  while (auto batch = parts_.eval_loader->next()) {
+    if (max_batches > 0 && batches >= max_batches) break;
+    auto input = batch->input.to(device);
+    auto target = batch->target.to(device);
+    auto logits = parts_.model->forward(input);
+    const int64_t bs = target.size(0);
+    loss.add(torch::nn::functional::cross_entropy(logits, target).item<double>(), bs);
+    c1 += topk_correct(logits, target, 1);
+    c5 += topk_correct(logits, target, 5);
+    n += bs;
+    ++batches;
+    progress_.update("eval " + std::to_string(batches) + "/" +
+                     std::to_string(max_batches > 0 ? std::min(max_batches, total) : total) + "  top-1 " +
+                     fmt_lr(100.0 * static_cast<double>(c1) / static_cast<double>(n)) + "  " +
+                     std::to_string(static_cast<int64_t>(static_cast<double>(n) / seconds_since(t0))) + " img/s");
+  }
+  progress_.finish();
+  r.samples = n;
+  r.loss = loss.mean();
+  r.top1 = n > 0 ? 100.0 * static_cast<double>(c1) / static_cast<double>(n) : 0.0;
+  r.top5 = n > 0 ? 100.0 * static_cast<double>(c5) / static_cast<double>(n) : 0.0;
+  return r;
+}
+
+void Trainer::train_epoch(int64_t epoch, int64_t iters) {
+  const torch::Device device(settings_.device);
+  auto& model = *parts_.model;
+  auto& opt = *parts_.optimizer;
+  model.train();
+  for (size_t i = 0; i < parts_.tricks.size(); ++i)
+    call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->on_epoch_begin(epoch); });
+  parts_.train_loader->start_epoch(epoch);
+  Meter loss_m, top1_m, top5_m, log_loss, log_top1;
+  const auto t0 = Clock::now();
+  auto t_log = t0;
+  int64_t samples = 0, log_samples = 0;
+  for (int64_t iter = 0; iter < iters; ++iter) {
+    auto next = parts_.train_loader->next();
+    if (!next) break;
+    qsdk::Batch batch = std::move(*next);
+    batch.input = batch.input.to(device);
+    batch.target = batch.target.to(device);
+    const double lr = parts_.scheduler ? parts_.scheduler->lr(epoch, iter) : opt.groups().front().lr;
+    opt.set_lr(lr);
+    qsdk::StepInfo info;
+    info.epoch = epoch;
+    info.iter = iter;
+    info.global_step = global_step_;
+    info.lr = lr;
+    for (size_t i = 0; i < parts_.tricks.size(); ++i)
+      call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->transform_batch(batch, info); });
+    auto logits = model.forward(batch.input);
+    auto loss = classification_loss(logits, batch);
+    for (size_t i = 0; i < parts_.tricks.size(); ++i)
+      call_trick(parts_.trick_names[i], [&] { loss = parts_.tricks[i]->transform_loss(loss, logits, batch, info); });
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    ++global_step_;
+    for (size_t i = 0; i < parts_.tricks.size(); ++i)
+      call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->on_step_end(info); });
+
+    const double loss_v = loss.item<double>();
+    if (!std::isfinite(loss_v))
+      throw qsdk::Error(qsdk::ErrorCategory::runtime,
+                        "epoch " + std::to_string(epoch) + " step " + std::to_string(iter),
+                        "the training loss is " + std::to_string(loss_v), "lower [optimizer] lr or add a warm-up");
+    const int64_t bs = batch.target.size(0);
+    const double top1 = 100.0 * static_cast<double>(topk_correct(logits.detach(), batch.target, 1)) / bs;
+    const double top5 = 100.0 * static_cast<double>(topk_correct(logits.detach(), batch.target, 5)) / bs;
+    loss_m.add(loss_v, bs);
+    top1_m.add(top1, bs);
+    top5_m.add(top5, bs);
+    log_loss.add(loss_v, bs);
+    log_top1.add(top1, bs);
+    samples += bs;
+    log_samples += bs;
+
+    const double elapsed = seconds_since(t0);
+    const double per_step = elapsed / static_cast<double>(iter + 1);
+    const double remaining =
+        per_step * static_cast<double>((iters - iter - 1) + (settings_.epochs - epoch - 1) * iters);
+    char line[256];
+    std::snprintf(line, sizeof(line), "epoch %lld/%lld  step %lld/%lld  loss %.4f  top-1 %.2f  lr %s  %.0f img/s  ETA %s",
+                  static_cast<long long>(epoch + 1), static_cast<long long>(settings_.epochs),
+                  static_cast<long long>(iter + 1), static_cast<long long>(iters), loss_m.mean(), top1_m.mean(),
+                  fmt_lr(lr).c_str(), static_cast<double>(samples) / elapsed, format_duration(remaining).c_str());
+    progress_.update(line);
+    if (settings_.log_every > 0 && global_step_ % settings_.log_every == 0) {
+      const double dt = seconds_since(t_log);
+      if (!progress_.live()) spdlog::info("{}", line);
+      if (metrics_)
+        metrics_->write(JsonRecord()
+                            .str("kind", "step")
+                            .integer("epoch", epoch)
+                            .integer("iter", iter)
+                            .integer("step", global_step_)
+                            .num("lr", lr)
+                            .num("loss", log_loss.mean())
+                            .num("top1", log_top1.mean())
+                            .num("images_per_s", dt > 0 ? static_cast<double>(log_samples) / dt : 0.0));
+      log_loss.reset();
+      log_top1.reset();
+      log_samples = 0;
+      t_log = Clock::now();
+    }
+  }
+  progress_.finish();
+  const double elapsed = seconds_since(t0);
+  spdlog::info("epoch {}/{} train: loss {:.4f} top-1 {:.2f} top-5 {:.2f} lr {} ({:.0f} img/s, {})", epoch + 1,
+               settings_.epochs, loss_m.mean(), top1_m.mean(), top5_m.mean(), fmt_lr(opt.current_lr()),
+               static_cast<double>(samples) / elapsed, format_duration(elapsed));
+  if (metrics_)
+    metrics_->write(JsonRecord()
+                        .str("kind", "train_epoch")
+                        .integer("epoch", epoch)
+                        .integer("step", global_step_)
+                        .num("lr", opt.current_lr())
+                        .num("loss", loss_m.mean())
+                        .num("top1", top1_m.mean())
+                        .num("top5", top5_m.mean())
+                        .num("images_per_s", static_cast<double>(samples) / elapsed)
+                        .num("seconds", elapsed));
+}
+
+std::optional<EvalResult> Trainer::fit() {
+  if (!parts_.train_loader || !parts_.optimizer)
+    throw qsdk::Error(qsdk::ErrorCategory::runtime, "trainer", "fit() needs a training loader and an optimizer");
+  if (settings_.folder) {
+    metrics_ = std::make_unique<MetricsLog>(settings_.folder->metrics(), false, metrics_seed_);
+  }
+  const int64_t epochs = settings_.smoke ? std::min<int64_t>(settings_.epochs, epoch_ + 1) : settings_.epochs;
+  int64_t iters = parts_.train_loader->batches_per_epoch();
+  if (settings_.max_steps_per_epoch > 0) iters = std::min(iters, settings_.max_steps_per_epoch);
+  if (settings_.smoke) iters = std::min<int64_t>(iters, 2);
+  const int64_t eval_batches = settings_.smoke ? 2 : settings_.max_eval_batches;
+  if (iters <= 0)
+    throw qsdk::Error(qsdk::ErrorCategory::data, "[data]", "the training set yields no batch",
+                      "lower [data] batch_size or set drop_last = false");
+  if (epoch_ >= epochs) spdlog::info("nothing to do: {} of {} epochs already done", epoch_, epochs);
+  std::optional<EvalResult> last;
+  while (epoch_ < epochs) {
+    const int64_t epoch = epoch_;
+    if (parts_.schedule)  // (sweep) [[schedule]] changes due at this epoch boundary
+      for (const auto& change : parts_.schedule->on_epoch_begin(epoch, *parts_.optimizer))
+        if (metrics_)
+          metrics_->write(JsonRecord().str("kind", "schedule").integer("epoch", epoch).str("change", change));
+    train_epoch(epoch, iters);
+    epoch_ = epoch + 1;
+    const bool final = epoch_ == epochs;
+    bool improved = false;
+    if (parts_.eval_loader && (final || settings_.eval_every <= 0 || epoch_ % settings_.eval_every == 0)) {
+      const auto t0 = Clock::now();
+      last = evaluate(eval_batches);
+      // The first evaluation always writes best.h5 (even at 0 %), later ones when they beat it.
+      improved = last->top1 > best_top1_ ||
+                 (settings_.folder && !std::filesystem::exists(settings_.folder->best_checkpoint()));
+      if (last->top1 > best_top1_) best_top1_ = last->top1;
+      spdlog::info("epoch {}/{} eval: loss {:.4f} top-1 {:.2f} top-5 {:.2f} (best {:.2f}, {} samples, {})", epoch_,
+                   epochs, last->loss, last->top1, last->top5, best_top1_, last->samples,
+                   format_duration(seconds_since(t0)));
+      if (metrics_)
+        metrics_->write(JsonRecord()
+                            .str("kind", "eval")
+                            .integer("epoch", epoch)
+                            .integer("step", global_step_)
+                            .num("loss", last->loss)
+                            .num("top1", last->top1)
+                            .num("top5", last->top5)
+                            .num("best_top1", best_top1_)
+                            .integer("samples", last->samples));
+    }
+    if (settings_.folder) {
+      if (final || settings_.save_every <= 0 || epoch_ % settings_.save_every == 0)
+        save(settings_.folder->last_checkpoint());
+      if (improved) save(settings_.folder->best_checkpoint());
+    }
+    if (settings_.stop_after_epochs > 0 && epoch_ >= settings_.stop_after_epochs && epoch_ < epochs) {
+      spdlog::warn("stopping after {} epochs (QTOOL_TEST_STOP_AFTER_EPOCHS)", epoch_);
+      break;
+    }
+  }
+  return last;
+}
+
+}  // namespace qhost

@@ -1,0 +1,106 @@
+// trainer.hpp - the epoch loop (spec §7.9-7.12): per-iteration lr, trick
+// hooks, metrics, evaluation, best/last checkpoints and exact resume.
+#pragma once
+
+#include "checkpoint.hpp"
+#include "data_loader.hpp"
+#include "metrics.hpp"
+#include "optimizer.hpp"
+#include "run_folder.hpp"
+
+#include <qsdk/model.hpp>
+#include <qsdk/scheduler.hpp>
+#include <qsdk/trick.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qhost {
+
+class PolicySchedule;
+
+/// The built pieces a Trainer drives.
+struct TrainerParts {
+  std::shared_ptr<qsdk::ModelImpl> model;           ///< the classifier
+  std::unique_ptr<DataLoader> train_loader;         ///< training batches (may be null for eval only)
+  std::unique_ptr<DataLoader> eval_loader;          ///< evaluation batches (may be null: no evaluation)
+  std::unique_ptr<Optimizer> optimizer;             ///< may be null for eval only
+  std::shared_ptr<qsdk::Scheduler> scheduler;       ///< null = constant lr
+  std::vector<std::shared_ptr<qsdk::Trick>> tricks; ///< in TOML order
+  std::vector<std::string> trick_names;             ///< "trick/mixup" etc. for error messages
+  std::shared_ptr<PolicySchedule> schedule;         ///< (sweep) `[[schedule]]` changes; null = none
+};
+
+/// How the loop runs.
+struct TrainerSettings {
+  int64_t epochs = 1;               ///< total epochs
+  int64_t max_steps_per_epoch = 0;  ///< 0 = whole loader
+  int64_t eval_every = 1;           ///< evaluate every N epochs (and after the last)
+  int64_t save_every = 1;           ///< write last.h5 every N epochs (and after the last)
+  int64_t log_every = 50;           ///< a metrics.jsonl line every N steps (0 = none)
+  int64_t max_eval_batches = 0;     ///< 0 = whole evaluation set
+  bool smoke = false;               ///< two steps, two eval batches, one epoch
+  std::string device = "cpu";       ///< "cpu" or "cuda"
+  std::string resolved_toml;        ///< stored in every checkpoint
+  std::optional<RunFolder> folder;  ///< where files go; nullopt = write nothing
+  /// Test hook: return after this many epochs are done and saved, as if the
+  /// process had been stopped there (0 = off; QTOOL_TEST_STOP_AFTER_EPOCHS).
+  int64_t stop_after_epochs = 0;
+};
+
+/// Loss and accuracy of one pass.
+struct EvalResult {
+  double loss = 0.0;    ///< mean cross-entropy
+  double top1 = 0.0;    ///< percent
+  double top5 = 0.0;    ///< percent
+  int64_t samples = 0;  ///< samples evaluated
+};
+
+/// Trains and evaluates; see DESIGN §5.
+class Trainer {
+ public:
+  /// Takes ownership of the parts.
+  Trainer(TrainerParts parts, TrainerSettings settings);
+  ~Trainer();
+
+  /// Restores model, optimizer, RNG, epoch/step, best top-1 and the metric
+  /// history from a checkpoint written by this trainer (strict).
+  void resume_from(const std::string& path);
+  /// Runs the remaining epochs; returns the last evaluation (if any).
+  std::optional<EvalResult> fit();
+  /// Evaluates on the evaluation loader (model in eval mode, no gradients).
+  EvalResult evaluate(int64_t max_batches = 0);
+
+  /// Epochs completed.
+  int64_t epoch() const { return epoch_; }
+  /// Optimizer steps completed.
+  int64_t global_step() const { return global_step_; }
+  /// Best evaluation top-1 so far.
+  double best_top1() const { return best_top1_; }
+  /// The model.
+  const std::shared_ptr<qsdk::ModelImpl>& model() const { return parts_.model; }
+  /// Everything for a checkpoint of the current state.
+  CheckpointData snapshot() const;
+
+ private:
+  void train_epoch(int64_t epoch, int64_t iters);
+  void save(const std::string& path) const;
+
+  TrainerParts parts_;
+  TrainerSettings settings_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::string metrics_seed_;
+  ProgressLine progress_;
+  int64_t epoch_ = 0;
+  int64_t global_step_ = 0;
+  double best_top1_ = 0.0;
+};
+
+/// Cross-entropy of logits against class targets, or against a soft target
+/// distribution when the batch has one (mixup).
+torch::Tensor classification_loss(const torch::Tensor& logits, const qsdk::Batch& batch);
+
+}  // namespace qhost
