@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 using namespace qhost;
 
@@ -25,7 +27,8 @@ struct Result {
 // Runs qhost with `args` (and optional environment assignments), capturing stdout+stderr.
 Result run_qhost(const std::string& args, const std::string& env = "") {
   fs::create_directories(E2E_WORK);
-  const std::string log = std::string(E2E_WORK) + "/last_command.txt";
+  // One log per process: ctest -j runs the cases of this file in parallel.
+  const std::string log = std::string(E2E_WORK) + "/last_command." + std::to_string(::getpid()) + ".txt";
   const std::string cmd = env + " " + QHOST_EXE + " " + args + " > " + log + " 2>&1";
   Result r;
   const int status = std::system(cmd.c_str());
