@@ -54,6 +54,21 @@ void register_quantizers(torch::nn::Module& m, const LayerQuantizers& q) {
   if (q.output) m.register_module("quant_output", q.output);
 }
 
+// (schedule) Swaps one attached quantizer; the submodule keeps its name and
+// position, so parameter names and order are unchanged.
+void replace_quantizer_of(torch::nn::Module& m, const std::string& path, LayerQuantizers& q,
+                          qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> quantizer) {
+  auto& slot = target == qsdk::QuantTarget::weight       ? q.weight
+               : target == qsdk::QuantTarget::activation ? q.activation
+                                                         : q.output;
+  if (!slot || !quantizer)
+    throw qsdk::Error(qsdk::ErrorCategory::runtime, path,
+                      std::string("cannot replace the ") + qsdk::to_string(target) + " quantizer: " +
+                          (slot ? "no new quantizer given" : "the layer has none"));
+  m.replace_module(std::string("quant_") + qsdk::to_string(target), quantizer);
+  slot = std::move(quantizer);
+}
+
 }  // namespace
 
 QuantConv2dImpl::QuantConv2dImpl(std::string module_path, const torch::nn::Conv2dOptions& options,
@@ -78,27 +93,35 @@ QuantConv2dImpl::QuantConv2dImpl(std::string module_path, const torch::nn::Conv2
 
 torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
   const auto& o = options_;
-  if (!quantizers_.any())
-    return torch::conv2d(input, weight_, bias_, torch::IntArrayRef(*o.stride()),
-                         torch::IntArrayRef(std::array<int64_t, 2>{padding_, padding_}),
+  auto conv = [&](const torch::Tensor& x, const torch::Tensor& w, int64_t padding) {
+    return torch::conv2d(x, w, bias_, torch::IntArrayRef(*o.stride()),
+                         torch::IntArrayRef(std::array<int64_t, 2>{padding, padding}),
                          torch::IntArrayRef(*o.dilation()), o.groups());
+  };
+  if (!quantizers_.any()) return conv(input, weight_, padding_);
   torch::Tensor w = weight_;
   if (quantizers_.weight) w = quantizers_.weight->forward(apply_transforms(w, transforms_, path_));
-  auto pad = [this](const torch::Tensor& t) {
-    return padding_ > 0 ? torch::constant_pad_nd(t, {padding_, padding_, padding_, padding_}, 0.0) : t;
-  };
   torch::Tensor x = input;
-  if (padding_after_quant_) {
-    if (quantizers_.activation) x = quantizers_.activation->forward(x);
-    x = pad(x);
-  } else {
-    // Padded zeros are quantized like real zeros (the reference's default).
-    x = pad(x);
-    if (quantizers_.activation) x = quantizers_.activation->forward(x);
+  int64_t conv_padding = padding_;
+  if (quantizers_.activation) {
+    // Padded zeros are quantized like real zeros (the reference's default)
+    // unless the layer pads after quantizing. When the quantizer declares that
+    // zero padding commutes with it (it maps 0 to 0 with no gradient there),
+    // both orders give the same result and the convolution pads by itself:
+    // that saves the padded copy, and a pre-padded input makes the convolution
+    // (its backward above all) markedly slower.
+    bool pad_first = !padding_after_quant_ && padding_ > 0;
+    if (pad_first) {
+      const auto* traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(quantizers_.activation.get());
+      pad_first = !(traits && traits->commutes_with_zero_padding());
+    }
+    if (pad_first) {
+      x = torch::constant_pad_nd(x, {padding_, padding_, padding_, padding_}, 0.0);
+      conv_padding = 0;
+    }
+    x = quantizers_.activation->forward(x);
   }
-  torch::Tensor y = torch::conv2d(x, w, bias_, torch::IntArrayRef(*o.stride()),
-                                  torch::IntArrayRef(std::array<int64_t, 2>{0, 0}),
-                                  torch::IntArrayRef(*o.dilation()), o.groups());
+  torch::Tensor y = conv(x, w, conv_padding);
   if (quantizers_.output) y = quantizers_.output->forward(y);
   return y;
 }
@@ -129,6 +152,14 @@ torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
     y = quantizers_.output->forward(y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   return y;
+}
+
+void QuantConv2dImpl::replace_quantizer(qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> quantizer) {
+  replace_quantizer_of(*this, path_, quantizers_, target, std::move(quantizer));
+}
+
+void QuantLinearImpl::replace_quantizer(qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> quantizer) {
+  replace_quantizer_of(*this, path_, quantizers_, target, std::move(quantizer));
 }
 
 }  // namespace qhost

@@ -47,6 +47,11 @@ class QuantConv2dImpl : public qsdk::Conv2dLayerImpl {
   const torch::nn::Conv2dOptions& options() const override { return options_; }
   /// The attached quantizers.
   const LayerQuantizers& quantizers() const { return quantizers_; }
+  /// (schedule) The module path the layer was made for.
+  const std::string& module_path() const { return path_; }
+  /// (schedule) Swaps the attached quantizer of `target` (which must exist) for
+  /// `quantizer`, under the same submodule name (quant_rebuild.cpp).
+  void replace_quantizer(qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> quantizer);
 
  private:
   std::string path_;
@@ -69,6 +74,11 @@ class QuantLinearImpl : public qsdk::LinearLayerImpl {
   torch::Tensor& weight() override { return weight_; }
   /// The attached quantizers.
   const LayerQuantizers& quantizers() const { return quantizers_; }
+  /// (schedule) The module path the layer was made for.
+  const std::string& module_path() const { return path_; }
+  /// (schedule) Swaps the attached quantizer of `target` (which must exist) for
+  /// `quantizer`, under the same submodule name (quant_rebuild.cpp).
+  void replace_quantizer(qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> quantizer);
 
  private:
   std::string path_;

@@ -13,6 +13,7 @@
 namespace qsdk {
 
 QuantizerImpl::~QuantizerImpl() = default;
+ZeroPaddingAware::~ZeroPaddingAware() = default;
 Conv2dLayerImpl::~Conv2dLayerImpl() = default;
 LinearLayerImpl::~LinearLayerImpl() = default;
 LayerFactory::~LayerFactory() = default;

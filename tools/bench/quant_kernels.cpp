@@ -1,6 +1,6 @@
 // quant_kernels: times the fused quantizer kernels against the ATen-composed
-// reference (forward + backward) on a 128x64x32x32 activation and a 256x256x3x3
-// weight, and prints the ratios.
+// reference (forward + backward) on a 128x64x32x32 activation, ResNet-20's
+// 128x16x32x32 post-ReLU activation and a 256x256x3x3 weight, and prints the ratios.
 //
 // Usage: quant_kernels_bench [repetitions=10] [threads=0 (ATen default)]
 // Prints the best time of each variant and composed/fused (> 1: fused is faster).
@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
   if (argc > 2 && std::atoi(argv[2]) > 0) torch::set_num_threads(std::atoi(argv[2]));
   torch::manual_seed(0);
   const torch::Tensor act = torch::randn({128, 64, 32, 32}) * 0.8 + 0.4;
+  // ResNet-20's first stage at batch 128 (the train_step benchmark): post-ReLU,
+  // a quarter of the size (below glibc's largest mmap threshold, so unlike
+  // `act` its buffers are reused instead of page-faulted in on every call).
+  const torch::Tensor act20 = torch::relu(torch::randn({128, 16, 32, 32}));
+  const auto act20_whole = qc::GroupLayout::whole(act20.numel());
   const torch::Tensor wt = torch::randn({256, 256, 3, 3}) * 0.05;
   const auto act_whole = qc::GroupLayout::whole(act.numel());
   const auto wt_rows = qc::GroupLayout::flat_blocks(wt.numel(), 256);
@@ -68,6 +73,16 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {
       {"lsq act 2b", &act, {torch::ones({1})},
        [&](const torch::Tensor& x, const std::vector<torch::Tensor>& p) { return qc::lsq_quantize(x, p[0], la); }},
+      {"lsq act 2b", &act20, {torch::ones({1})},
+       [&](const torch::Tensor& x, const std::vector<torch::Tensor>& p) {
+         qc::LsqArgs a = la;
+         a.layout = act20_whole;
+         return qc::lsq_quantize(x, p[0], a);
+       }},
+      {"dorefa act 2b", &act20, {},
+       [](const torch::Tensor& x, const std::vector<torch::Tensor>&) { return qc::dorefa_activation(x, 1.0, 3); }},
+      {"pact act 2b", &act20, {torch::full({1}, 1.2f)},
+       [](const torch::Tensor& x, const std::vector<torch::Tensor>& p) { return qc::pact_activation(x, p[0], 3); }},
       {"dorefa act 2b", &act, {},
        [](const torch::Tensor& x, const std::vector<torch::Tensor>&) { return qc::dorefa_activation(x, 1.0, 3); }},
       {"pact act 2b", &act, {torch::full({1}, 1.2f)},
@@ -95,14 +110,15 @@ int main(int argc, char** argv) {
          return qc::nonuniform_quantize(x, p, false, wt_rows);
        }},
   };
-  std::printf("quant_kernels: forward+backward, best of %d runs (weights: %d), %d threads\n", reps, 4 * reps,
+  std::printf("quant_kernels: forward+backward, best of %d runs (smaller tensors: %d), %d threads\n", reps, 4 * reps,
               torch::get_num_threads());
   std::printf("%-24s %-16s %12s %12s %8s\n", "kernel", "tensor", "fused ms", "composed ms", "ratio");
   for (const auto& c : cases) {
-    const int r = c.x == &act ? reps : 4 * reps;  // small tensors: more runs
+    const int r = c.x == &act ? reps : 4 * reps;  // smaller tensors: more runs
     const double f = time_ms(c.kernel, *c.x, c.params, r, true);
     const double a = time_ms(c.kernel, *c.x, c.params, r, false);
-    const std::string shape = c.x == &act ? "128x64x32x32" : "256x256x3x3";
+    std::string shape;
+    for (int64_t d : c.x->sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(d);
     std::printf("%-24s %-16s %12.2f %12.2f %7.2fx\n", c.name.c_str(), shape.c_str(), f, a, a / f);
   }
   return 0;

@@ -3,7 +3,8 @@
 // batch 16), full precision and with LSQ 2/2 quantizers (ratio in the same run).
 // Reference (Python QTool): ~332 ms and ~1180 ms per FP step on 2 threads.
 //
-//   train_step [--threads 2] [--steps 10] [--only r20|r18] [--no-quant]
+//   train_step [--threads 2] [--steps 10] [--only r20|r18] [--no-quant] [--profile PREFIX]
+//   (--profile writes PREFIX_<case>_{fp,lsq}.json: chrome traces of two more steps)
 //   (plugins from $QTOOL_PLUGIN_PATH; the quantized variants need plugin lsq)
 #include "layer_factory.hpp"
 #include "logging.hpp"
@@ -13,13 +14,17 @@
 
 #include <qsdk/error.hpp>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -39,36 +44,56 @@ qsdk::Table lsq22() {
   return qsdk::Table{{"weight", w}, {"activation", a}};
 }
 
-// Median milliseconds of one training step.
-double time_steps(qhost::Registry& registry, const Case& c, const qsdk::Table& quant, int steps) {
-  torch::manual_seed(0);
-  qhost::LayerFactory factory(
-      quant, [&registry](const qsdk::Table& t, const qsdk::QuantizerContext& ctx) { return registry.make_quantizer(t, ctx); },
-      c.batch, c.shape[1]);
-  qsdk::ModelContext mctx;
-  mctx.num_classes = c.shape[1] >= 100 ? 1000 : 100;
-  mctx.input_shape = c.shape;
-  mctx.layers = &factory;
-  auto model = registry.make_model(
-      qsdk::Table{{"type", "resnet"}, {"depth", c.depth}, {"width_alpha", c.width_alpha}}, mctx);
-  model->train();
-  qhost::OptimizerSettings os;
-  os.nesterov = true;
-  qhost::Optimizer opt(*model, os);
-  auto x = torch::randn({c.batch, c.shape[0], c.shape[1], c.shape[2]});
-  auto y = torch::randint(0, mctx.num_classes, {c.batch}, torch::kInt64);
-  std::vector<double> ms;
-  for (int i = 0; i < steps + 2; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= 2) ms.push_back(dt);  // two warm-up steps (allocator, quantizer initialisation)
+// One model with its optimizer and a fixed synthetic batch.
+struct Runner {
+  std::shared_ptr<qhost::LayerFactory> factory;
+  std::shared_ptr<qsdk::ModelImpl> model;
+  std::unique_ptr<qhost::Optimizer> opt;
+  torch::Tensor x, y;
+
+  Runner(qhost::Registry& registry, const Case& c, const qsdk::Table& quant) {
+    torch::manual_seed(0);
+    factory = std::make_shared<qhost::LayerFactory>(
+        quant,
+        [&registry](const qsdk::Table& t, const qsdk::QuantizerContext& ctx) { return registry.make_quantizer(t, ctx); },
+        c.batch, c.shape[1]);
+    qsdk::ModelContext mctx;
+    mctx.num_classes = c.shape[1] >= 100 ? 1000 : 100;
+    mctx.input_shape = c.shape;
+    mctx.layers = factory.get();
+    model = registry.make_model(
+        qsdk::Table{{"type", "resnet"}, {"depth", c.depth}, {"width_alpha", c.width_alpha}}, mctx);
+    model->train();
+    qhost::OptimizerSettings os;
+    os.nesterov = true;
+    opt = std::make_unique<qhost::Optimizer>(*model, os);
+    x = torch::randn({c.batch, c.shape[0], c.shape[1], c.shape[2]});
+    y = torch::randint(0, mctx.num_classes, {c.batch}, torch::kInt64);
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+
+  /// Wall and process-CPU milliseconds of one forward + backward + SGD step.
+  std::pair<double, double> step() {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    opt->zero_grad();
+    loss.backward();
+    opt->step();
+    const double cpu = 1000.0 * static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+    return {std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(), cpu};
+  }
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Writes a chrome trace of `steps` steps of `r` (the profiler's per-op wall times).
+void profile(Runner& r, const std::string& file, int steps) {
+  torch::autograd::profiler::RecordProfile guard(file);
+  for (int i = 0; i < steps; ++i) r.step();
 }
 
 }  // namespace
@@ -76,17 +101,20 @@ double time_steps(qhost::Registry& registry, const Case& c, const qsdk::Table& q
 int main(int argc, char** argv) {
   int threads = 2, steps = 10;
   bool quant = true;
-  std::string only;
+  std::string only, profile_prefix;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile_prefix = argv[++i];
     else if (!std::strcmp(argv[i], "--no-quant")) quant = false;
     else {
-      std::fprintf(stderr, "usage: train_step [--threads N] [--steps N] [--only r20|r18] [--no-quant]\n");
+      std::fprintf(stderr,
+                   "usage: train_step [--threads N] [--steps N] [--only r20|r18] [--no-quant] [--profile PREFIX]\n");
       return 1;
     }
   }
+  if (steps < 1) steps = 1;
   try {
     qhost::init_logging("warn");
     at::set_num_threads(threads);
@@ -102,19 +130,45 @@ int main(int argc, char** argv) {
       }
     }
     const std::vector<Case> cases{{"r20", 20, 0.25, {3, 32, 32}, 128, 332.0}, {"r18", 18, 1.0, {3, 224, 224}, 16, 1180.0}};
-    std::printf("threads %d, median of %d steps (after 2 warm-up steps)\n", threads, steps);
+    std::printf("threads %d, median of %d steps each, FP and LSQ steps interleaved (after 2 warm-up steps)\n", threads,
+                steps);
     std::printf("%-28s %10s %12s %10s\n", "case", "FP ms", "LSQ2/2 ms", "ratio");
     for (const auto& c : cases) {
       if (!only.empty() && only != c.name) continue;
-      const double fp = time_steps(registry, c, {}, steps);
-      const double q = quant ? time_steps(registry, c, lsq22(), steps) : 0.0;
+      Runner fp(registry, c, {});
+      std::unique_ptr<Runner> q;
+      if (quant) q = std::make_unique<Runner>(registry, c, lsq22());
+      // Two warm-up steps each (allocator, quantizer initialisation); then the
+      // two models alternate so that a machine shared with other work slows
+      // both alike and the ratio stays meaningful.
+      for (int i = 0; i < 2; ++i) {
+        fp.step();
+        if (q) q->step();
+      }
+      std::vector<double> fp_ms, q_ms, fp_cpu, q_cpu;
+      for (int i = 0; i < steps; ++i) {
+        const auto a = fp.step();
+        fp_ms.push_back(a.first);
+        fp_cpu.push_back(a.second);
+        if (!q) continue;
+        const auto b = q->step();
+        q_ms.push_back(b.first);
+        q_cpu.push_back(b.second);
+      }
+      const double f = median(fp_ms), m = median(q_ms);
       char label[64];
       std::snprintf(label, sizeof(label), "%s %lldx%lldx%lld b%lld", c.name == "r20" ? "ResNet-20" : "ResNet-18",
                     static_cast<long long>(c.shape[0]), static_cast<long long>(c.shape[1]),
                     static_cast<long long>(c.shape[2]), static_cast<long long>(c.batch));
-      if (quant) std::printf("%-28s %10.1f %12.1f %10.2f   (reference FP %.0f ms)\n", label, fp, q, q / fp, c.reference_ms);
-      else std::printf("%-28s %10.1f %12s %10s   (reference FP %.0f ms)\n", label, fp, "-", "-", c.reference_ms);
+      if (q)
+        std::printf("%-28s %10.1f %12.1f %10.2f   (reference FP %.0f ms; CPU time %.0f / %.0f ms = %.2f)\n", label, f,
+                    m, m / f, c.reference_ms, median(fp_cpu), median(q_cpu), median(q_cpu) / median(fp_cpu));
+      else std::printf("%-28s %10.1f %12s %10s   (reference FP %.0f ms)\n", label, f, "-", "-", c.reference_ms);
       std::fflush(stdout);
+      if (!profile_prefix.empty()) {
+        profile(fp, profile_prefix + "_" + c.name + "_fp.json", 2);
+        if (q) profile(*q, profile_prefix + "_" + c.name + "_lsq.json", 2);
+      }
     }
     registry.clear();
   } catch (const std::exception& e) {

@@ -26,7 +26,7 @@ struct LsqOptions : qc::CommonOptions {
 };
 
 /// LSQ fake quantizer; parameter `clip_val` (one per group), buffers `iteration`, `level_num`.
-class LsqQuantizerImpl : public qc::QuantizerBase {
+class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
  public:
   LsqQuantizerImpl(const LsqOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
     clip_val_ = register_parameter("clip_val", torch::full(group_param_shape(), static_cast<float>(o.boundary)));
@@ -46,6 +46,15 @@ class LsqQuantizerImpl : public qc::QuantizerBase {
     a.ste_scale = common_.grad_type == "STE-scale";
     a.layout = layout_for(xn, setup_.groups);
     return apply_gamma(qc::lsq_quantize(xn.contiguous(), clip_val_, a));
+  }
+
+  /// On [0, s] with s != 0, 0 quantizes to 0 and adds nothing to the clip
+  /// gradient (its term is round(0) / n - 0 = 0), and the warm-up's max |x| does
+  /// not see zeros. STE-scale counts the elements inside the range and var-mean
+  /// standardises, so padding changes those; full range maps 0 to a level +-s/n.
+  bool commutes_with_zero_padding() const override {
+    if (!setup_.half_range || common_.grad_type == "STE-scale" || common_.adaptive == "var-mean") return false;
+    return clip_val_.detach().ne(0).all().item<bool>();
   }
 
   torch::Tensor levels() const override {

@@ -9,7 +9,27 @@
 #include <cmath>
 #include <vector>
 
+// Kernels may compile a loop a second time for AVX2 (x86-64 with GCC/Clang)
+// and pick it at run time; QC_TARGET_AVX2 deliberately omits FMA so that no
+// multiply-add is contracted and results equal the baseline build's.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX2__)
+#define QC_HAVE_AVX2_DISPATCH 1
+#define QC_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define QC_HAVE_AVX2_DISPATCH 0
+#define QC_TARGET_AVX2
+#endif
+#define QC_ALWAYS_INLINE __attribute__((always_inline))
+
 namespace qplug_quant_common::detail {
+
+#if QC_HAVE_AVX2_DISPATCH
+/// Whether the CPU runs AVX2 code (checked once).
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
 
 /// Elements per parallel chunk; fixed so that reductions are deterministic.
 constexpr int64_t kGrain = 16384;

@@ -56,4 +56,19 @@ class QSDK_API QuantizerImpl : public torch::nn::Module {
   virtual torch::Tensor levels() const { return {}; }
 };
 
+/// Optional second base class of a quantizer that may let a convolution pad
+/// its input itself. The host looks it up with dynamic_cast before every
+/// forward of a layer that pads before quantizing; a quantizer without it is
+/// always given the explicitly zero-padded tensor.
+class QSDK_API ZeroPaddingAware {
+ public:
+  virtual ~ZeroPaddingAware();
+  /// True when, in the current state and mode, forward(zero_pad(x)) equals
+  /// zero_pad(forward(x)) in value and in the gradients of x and of the
+  /// quantizer's parameters (up to the order of floating-point sums), e.g. an
+  /// activation quantizer that maps 0 to 0 with no gradient there and does not
+  /// count elements.
+  virtual bool commutes_with_zero_padding() const = 0;
+};
+
 }  // namespace qsdk
