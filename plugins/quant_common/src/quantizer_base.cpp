@@ -1,6 +1,8 @@
 // Shared quantizer state and helpers (spec §3).
 #include <quant_common/quantizer_base.hpp>
 
+#include <qsdk/distributed.hpp>
+
 #include <torch/torch.h>
 
 namespace qplug_quant_common {
@@ -58,6 +60,13 @@ bool QuantizerBase::in_warmup() const {
 void QuantizerBase::warmup_clip(at::Tensor& clip, const at::Tensor& x) const {
   torch::NoGradGuard no_grad;
   at::Tensor m = x.detach().abs().max().to(clip.dtype());
+  // In a data-parallel run, the largest activation of all ranks' batches (what one
+  // process would see on the global batch); weights are the same on every rank.
+  if (setup_.target != qsdk::QuantTarget::weight && qsdk::collectives().world_size() > 1) {
+    m = m.reshape({1}).contiguous();
+    qsdk::collectives().all_reduce_max_(m);
+    m = m.reshape({});
+  }
   if (common_.correlate > 0) m = m * common_.correlate;
   at::Tensor it = iteration_.to(clip.dtype()).to(clip.device());
   clip.copy_((m + (it - 1) * clip) / it);

@@ -2,6 +2,7 @@
 
 #include "resnet_common/norm_act.hpp"
 
+#include <qsdk/distributed.hpp>
 #include <qsdk/error.hpp>
 
 namespace qplug_resnet_common {
@@ -48,13 +49,14 @@ class ReverseBatchNormImpl : public torch::nn::Module {
   explicit ReverseBatchNormImpl(int64_t channels) {
     weight = register_parameter("weight", torch::ones({channels}));
     bias = register_parameter("bias", torch::zeros({channels}));
-    bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).affine(false)));
+    bn = qsdk::make_batch_norm2d(torch::nn::BatchNorm2dOptions(channels).affine(false));
+    register_module("bn", bn.ptr());
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    return bn(x * weight.view({1, -1, 1, 1}) + bias.view({1, -1, 1, 1}));
+    return bn.forward(x * weight.view({1, -1, 1, 1}) + bias.view({1, -1, 1, 1}));
   }
   torch::Tensor weight, bias;
-  torch::nn::BatchNorm2d bn{nullptr};
+  torch::nn::AnyModule bn;
 };
 TORCH_MODULE(ReverseBatchNorm);
 
@@ -72,7 +74,8 @@ const std::vector<std::string>& act_kinds() {
 }
 
 torch::nn::AnyModule make_norm(const std::string& kind, int64_t channels, int64_t groups) {
-  if (kind == "batchnorm") return torch::nn::AnyModule(torch::nn::BatchNorm2d(channels));
+  // Through the SDK so `[distributed] sync_bn` can swap in a synchronised batch norm.
+  if (kind == "batchnorm") return qsdk::make_batch_norm2d(torch::nn::BatchNorm2dOptions(channels));
   if (kind == "static_bn") return torch::nn::AnyModule(StaticBatchNorm(channels));
   if (kind == "freeze_bn") return torch::nn::AnyModule(FrozenBatchNorm(channels));
   if (kind == "reverse_bn") return torch::nn::AnyModule(ReverseBatchNorm(channels));
