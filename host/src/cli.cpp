@@ -228,6 +228,19 @@ int cli_main(int argc, char** argv) {
                         "use --nproc 1 or more");
     auto config = Config::load(cvm["file"].as<std::string>(), overrides);
     config.validate(registry, loader);
+    if (ro.nproc > 1) {
+      ro.rank_args = {"--log-level", g.log_level};
+      for (const auto& p : g.plugin_path) ro.rank_args.insert(ro.rank_args.end(), {"--plugin-path", p});
+      ro.rank_args.push_back("run");
+      for (size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--nproc") {
+          ++i;
+          continue;
+        }
+        if (args[i].rfind("--nproc=", 0) == 0) continue;
+        ro.rank_args.push_back(args[i]);
+      }
+    }
     int rc = run_experiment(config, registry, ro);
     flush_logs();
     return rc;

@@ -393,10 +393,21 @@ class Validator {
     // (sweep) [[schedule]] names keys of the resolved sections, so it is checked last.
     if (config_.root().count("schedule")) {
       try {
+        // Quantizer keys: options checked against the quantizer's schema like [quant] itself.
+        ScheduleQuantChecks qc;
+        auto raw_quant = config_.root().find("quant");
+        if (raw_quant != config_.root().end() && raw_quant->second.type() == Value::Type::table)
+          qc.raw_quant = &raw_quant->second.as_table();
+        qc.schema = [this](const std::string& type) -> const SchemaInfo* {
+          const Component* c = registry_.find(Kind::quantizer, type);
+          return c ? &c->spec.schema : nullptr;
+        };
+        qc.field = [this](const FieldSpec& f, const Value& v, const std::string& key) { return field(f, v, key); };
         Value s = check_schedule(config_.root().at("schedule"), out,
                                  [this](const std::string& k, const std::string& m, const std::string& h) {
                                    problem(k, m, h);
-                                 });
+                                 },
+                                 &qc);
         if (!s.is_none()) out["schedule"] = s;
       } catch (const std::exception&) {
         // A section it reads had problems of its own; those are reported already.

@@ -51,7 +51,7 @@ std::vector<int64_t> DataLoader::shard_indices(int64_t size, const DataLoaderOpt
       std::swap(order[static_cast<size_t>(i)], order[below(g, static_cast<uint64_t>(i + 1))]);
   }
   const int64_t w = o.world_size;
-  if (w > 1 && size > 0) {
+  if (w > 1 && size > 0 && o.even_shards) {
     if (o.drop_last) {
       order.resize(static_cast<size_t>(size / w * w));
     } else {
@@ -86,6 +86,7 @@ DataLoader::~DataLoader() { stop_workers(); }
 
 int64_t DataLoader::samples_per_rank() const {
   const int64_t n = dataset_->size(), w = options_.world_size;
+  if (!options_.even_shards) return n / w + (options_.rank < n % w ? 1 : 0);
   return options_.drop_last ? n / w : (n + w - 1) / w;
 }
 

@@ -34,6 +34,9 @@ struct DataLoaderOptions {
   uint64_t seed = 0;         ///< shuffle and augmentation seed
   int64_t rank = 0;          ///< this process's rank
   int64_t world_size = 1;    ///< number of ranks
+  /// Pad or trim the rank shards to equal size (training, as DistributedSampler);
+  /// false gives evaluation shards that cover every sample exactly once (uneven).
+  bool even_shards = true;
 };
 
 /// Iterates over a dataset in batches {input [N, C, H, W] float, target [N]

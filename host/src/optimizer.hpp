@@ -58,6 +58,11 @@ class Optimizer {
   /// or "momentum" (SGD); groups that took the global value follow it, custom
   /// groups keep theirs. Returns the old global value. Defined in policy_schedule.cpp.
   double update_hyper(const std::string& name, double value);
+  /// (schedule) Rebuilds the groups over the current parameters of `module`
+  /// (after quantizers were replaced) with the current settings; momentum /
+  /// Adam state is carried over by parameter name where the shape matches.
+  /// Returns the names whose state was dropped. Defined in policy_schedule.cpp.
+  std::vector<std::string> rebind(const torch::nn::Module& module);
   /// The groups (names, initial lr and wd).
   const std::vector<ParamGroup>& groups() const { return groups_; }
 

@@ -4,6 +4,7 @@
 
 #include "errors.hpp"
 #include "optimizer.hpp"
+#include "quant_rebuild.hpp"
 #include "sections.hpp"
 
 #include <qsdk/error.hpp>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 namespace qhost {
 namespace {
@@ -64,14 +66,115 @@ class ScaledScheduler : public qsdk::Scheduler {
   std::shared_ptr<double> factor_;
 };
 
+bool is_quant_key(const std::string& dotted) { return dotted.rfind("quant.", 0) == 0; }
+
+const char* const kTargets[] = {"weight", "activation", "output"};
+
+// Validates one quantizer key of a schedule entry: "quant.<target>.<option>" or
+// "quant.override[i].<target>.<option>"; adds the normalized value (and, for a
+// default, the overrides that inherit the option) to `set_out`.
+void check_quant_key(const std::string& dotted, const Value& v, const std::string& k, const Table& resolved,
+                     const ScheduleQuantChecks& checks, Table& set_out, std::map<std::string, Value>& inherited,
+                     const std::function<void(const std::string&, const std::string&, const std::string&)>& report) {
+  const std::string usage = "write \"quant.<weight|activation|output>.<option>\" = value, e.g. \"quant.activation.bits\" = 2";
+  // Split "quant.<...>.<target>.<option>".
+  const std::string rest = dotted.substr(6);
+  const auto last = rest.rfind('.');
+  if (last == std::string::npos) {
+    report(k, "'" + dotted + "' names no quantizer option", usage);
+    return;
+  }
+  const std::string option = rest.substr(last + 1), table_key = rest.substr(0, last);
+  std::string target = table_key;
+  int64_t override_index = -1;
+  const Table* quant = nullptr;
+  auto q = resolved.find("quant");
+  if (q != resolved.end() && q->second.type() == Value::Type::table) quant = &q->second.as_table();
+  const Value* table = nullptr;
+  if (table_key.rfind("override[", 0) == 0) {
+    const auto close = table_key.find("].");
+    if (close == std::string::npos) {
+      report(k, "'" + dotted + "' is not a quantizer option", "write \"quant.override[i].<target>.<option>\"");
+      return;
+    }
+    try {
+      override_index = std::stoll(table_key.substr(9, close - 9));
+    } catch (const std::exception&) {
+      override_index = -2;
+    }
+    target = table_key.substr(close + 2);
+    const Value* list = nullptr;
+    if (quant && quant->count("override")) list = &quant->at("override");
+    if (override_index < 0 || !list || list->type() != Value::Type::list ||
+        override_index >= static_cast<int64_t>(list->as_list().size())) {
+      report(k, "there is no [[quant.override]] entry " + table_key.substr(9, close - 9),
+             "entries are numbered from 0 in file order");
+      return;
+    }
+    const Value& entry = list->as_list()[static_cast<size_t>(override_index)];
+    if (entry.type() == Value::Type::table && entry.as_table().count(target)) table = &entry.as_table().at(target);
+  } else if (quant && quant->count(target)) {
+    table = &quant->at(target);
+  }
+  if (std::find(std::begin(kTargets), std::end(kTargets), target) == std::end(kTargets)) {
+    std::string hint = did_you_mean(target, {"weight", "activation", "output"});
+    report(k, "'" + target + "' is not a quantized tensor", hint.empty() ? usage : hint);
+    return;
+  }
+  const std::string where = override_index >= 0 ? "quant." + table_key : "[quant." + target + "]";
+  if (!table || table->type() != Value::Type::table || !table->as_table().count("type")) {
+    report(k, where + " is not quantized in this configuration: there is no quantizer option to change",
+           "a schedule changes options of existing quantizers; it cannot add one");
+    return;
+  }
+  const std::string type = table->as_table().at("type").as_string();
+  if (option == "type") {
+    report(k, "a schedule cannot change the quantizer type", "change options of the '" + type + "' quantizer");
+    return;
+  }
+  const qsdk::SchemaInfo* schema = checks.schema ? checks.schema(type) : nullptr;
+  if (!schema) {
+    report(k, "unknown quantizer '" + type + "'", "");
+    return;
+  }
+  const qsdk::FieldSpec* f = schema->find(option);
+  if (!f) {
+    std::vector<std::string> names;
+    for (const auto& x : schema->fields) names.push_back(x.name);
+    std::string hint = did_you_mean(option, names);
+    report(k, "quantizer '" + type + "' has no option '" + option + "'",
+           hint.empty() ? "its options: " + join(names) : hint);
+    return;
+  }
+  Value n = checks.field(*f, v, k);
+  if (n.is_none()) return;  // reported by checks.field
+  set_out[dotted] = n;
+  if (override_index >= 0 || !checks.raw_quant) return;
+  // Overrides (as written) that merge onto this default without naming the option inherit it.
+  auto raw = checks.raw_quant->find("override");
+  if (raw == checks.raw_quant->end() || raw->second.type() != Value::Type::list) return;
+  const auto& list = raw->second.as_list();
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].type() != Value::Type::table) continue;
+    auto t = list[i].as_table().find(target);
+    if (t == list[i].as_table().end() || t->second.type() != Value::Type::table) continue;
+    const Table& o = t->second.as_table();
+    if (o.count("type") || o.count(option)) continue;
+    inherited["quant.override[" + std::to_string(i) + "]." + target + "." + option] = n;
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& schedule_supported_keys() {
-  static const std::vector<std::string> keys{"optimizer.lr", "optimizer.weight_decay", "optimizer.momentum"};
+  static const std::vector<std::string> keys{"optimizer.lr", "optimizer.weight_decay", "optimizer.momentum",
+                                             "quant.<weight|activation|output>.<option>",
+                                             "quant.override[i].<weight|activation|output>.<option>"};
   return keys;
 }
 
-Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink& problem) {
+Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink& problem,
+                     const ScheduleQuantChecks* quant) {
   if (raw.type() != Value::Type::list) {
     problem("schedule", "expected an array of tables ([[schedule]]), got " + raw.to_string(),
             "write [[schedule]] with epoch = N and set = { \"optimizer.lr\" = 0.01 }");
@@ -120,8 +223,13 @@ Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink&
       report(key + ".set", "expected a non-empty table of \"dotted.key\" = value, got " + set->second.to_string(),
              "e.g. set = { \"optimizer.lr\" = 0.01 }");
     } else {
+      std::map<std::string, Value> inherited;
       for (const auto& [dotted, v] : set->second.as_table()) {
         const std::string k = key + ".set." + dotted;
+        if (is_quant_key(dotted) && quant) {
+          check_quant_key(dotted, v, k, resolved, *quant, set_out, inherited, report);
+          continue;
+        }
         const Table* parent = nullptr;
         const Value* current = find_dotted(resolved, dotted, &parent);
         if (!current) {
@@ -169,6 +277,9 @@ Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink&
         }
         set_out[dotted] = Value(x);
       }
+      // An override key the entry sets itself wins over the inherited default.
+      for (const auto& [dotted, v] : inherited)
+        if (!set_out.count(dotted)) set_out[dotted] = v;
     }
     Table entry;
     entry["epoch"] = Value(epoch);
@@ -194,6 +305,7 @@ std::shared_ptr<PolicySchedule> PolicySchedule::from_config(const Table& root) {
   }
   std::stable_sort(s->entries_.begin(), s->entries_.end(),
                    [](const ScheduleEntry& a, const ScheduleEntry& b) { return a.epoch < b.epoch; });
+  for (const auto& e : s->entries_) s->done_.emplace_back(e.set.size(), false);
   return s;
 }
 
@@ -204,25 +316,108 @@ bool PolicySchedule::changes_lr() const {
   return false;
 }
 
+bool PolicySchedule::changes_quant() const {
+  for (const auto& e : entries_)
+    for (const auto& [k, v] : e.set)
+      if (is_quant_key(k)) return true;
+  return false;
+}
+
+void PolicySchedule::attach_quantizers(std::shared_ptr<QuantRebuilder> rebuilder) { quant_ = std::move(rebuilder); }
+
 std::shared_ptr<qsdk::Scheduler> PolicySchedule::wrap(std::shared_ptr<qsdk::Scheduler> inner, double base_lr) {
   base_lr_ = base_lr;
   return std::make_shared<ScaledScheduler>(std::move(inner), base_lr, lr_factor_);
 }
 
-std::vector<std::string> PolicySchedule::on_epoch_begin(int64_t epoch, Optimizer& optimizer) {
+std::vector<std::string> PolicySchedule::apply(size_t i, Optimizer* optimizer, bool quant_only) {
   std::vector<std::string> changes;
-  while (next_ < entries_.size() && entries_[next_].epoch <= epoch) {
-    for (const auto& [key, value] : entries_[next_].set) {
-      const double v = value.as_double();
-      const double old = optimizer.update_hyper(key.substr(key.find('.') + 1), v);
-      if (key == "optimizer.lr") *lr_factor_ = base_lr_ != 0.0 ? v / base_lr_ : 1.0;
-      changes.push_back(key + ": " + short_num(old) + " -> " + short_num(v) + " (schedule entry for epoch " +
-                        std::to_string(entries_[next_].epoch) + ")");
-      spdlog::info("epoch {}: {}", epoch + 1, changes.back());
+  const auto& entry = entries_[i];
+  const std::string from = " (schedule entry for epoch " + std::to_string(entry.epoch) + ")";
+  // Quantizer options first, all of the entry at once: one rebuild sees them together.
+  bool quant_changed = false;
+  for (size_t j = 0; j < entry.set.size(); ++j) {
+    const auto& [key, value] = entry.set[j];
+    if (done_[i][j] || !is_quant_key(key)) continue;
+    if (!quant_)
+      throw qsdk::Error(qsdk::ErrorCategory::runtime, key, "the schedule has no quantizers to change",
+                        "internal: attach_quantizers() was not called");
+    const Value old = quant_->set_option(key.substr(6), value);
+    changes.push_back(key + ": " + old.to_string() + " -> " + value.to_string() + from);
+    done_[i][j] = true;
+    quant_changed = true;
+  }
+  if (quant_changed) {
+    const auto report = quant_->rebuild();
+    std::string line = "quantizers: " + report.summary() + from;
+    if (report.changed_tensors() && optimizer) {
+      // The new quantizers own new tensors: the optimizer must step those.
+      const auto dropped = optimizer->rebind(quant_->model());
+      line += "; optimizer groups rebuilt";
+      if (!dropped.empty())
+        line += ", state dropped for " + std::to_string(dropped.size()) + " parameter" +
+                (dropped.size() == 1 ? "" : "s") + " (" + dropped.front() + (dropped.size() > 1 ? ", ..." : "") + ")";
+      for (const auto& d : dropped) spdlog::debug("schedule: optimizer state of {} dropped (new shape)", d);
     }
-    ++next_;
+    changes.push_back(line);
+  }
+  if (!quant_only && optimizer) {
+    for (size_t j = 0; j < entry.set.size(); ++j) {
+      const auto& [key, value] = entry.set[j];
+      if (done_[i][j]) continue;
+      const double v = value.as_double();
+      const double old = optimizer->update_hyper(key.substr(key.find('.') + 1), v);
+      if (key == "optimizer.lr") *lr_factor_ = base_lr_ != 0.0 ? v / base_lr_ : 1.0;
+      changes.push_back(key + ": " + short_num(old) + " -> " + short_num(v) + from);
+      done_[i][j] = true;
+    }
   }
   return changes;
+}
+
+std::vector<std::string> PolicySchedule::on_epoch_begin(int64_t epoch, Optimizer& optimizer) {
+  std::vector<std::string> changes;
+  for (size_t i = 0; i < entries_.size() && entries_[i].epoch <= epoch; ++i)
+    for (auto& line : apply(i, &optimizer, false)) {
+      spdlog::info("epoch {}: {}", epoch + 1, line);
+      changes.push_back(std::move(line));
+    }
+  return changes;
+}
+
+std::vector<std::string> PolicySchedule::catch_up_quantizers(int64_t epochs_done, Optimizer* optimizer) {
+  std::vector<std::string> changes;
+  for (size_t i = 0; i < entries_.size() && entries_[i].epoch < epochs_done; ++i)
+    for (auto& line : apply(i, optimizer, true)) {
+      spdlog::info("before loading the checkpoint: {}", line);
+      changes.push_back(std::move(line));
+    }
+  return changes;
+}
+
+std::vector<std::string> Optimizer::rebind(const torch::nn::Module& module) {
+  NamedTensors kept = state();
+  Optimizer fresh(module, settings_);
+  groups_ = std::move(fresh.groups_);
+  impl_ = std::move(fresh.impl_);
+  std::map<std::string, const ParamGroup*> by_name;
+  for (const auto& g : groups_) by_name[g.name] = &g;
+  // A parameter keeps all of its state or none (Adam needs step and moments together).
+  std::vector<std::string> dropped;
+  for (const auto& [key, t] : kept) {
+    const std::string name = key.substr(0, key.rfind('/'));
+    auto it = by_name.find(name);
+    const bool step = key.size() > 5 && key.compare(key.size() - 5, 5, "/step") == 0;
+    if ((it == by_name.end() || (!step && t.sizes() != it->second->param.sizes())) &&
+        std::find(dropped.begin(), dropped.end(), name) == dropped.end())
+      dropped.push_back(name);
+  }
+  NamedTensors fits;
+  for (const auto& [key, t] : kept)
+    if (std::find(dropped.begin(), dropped.end(), key.substr(0, key.rfind('/'))) == dropped.end())
+      fits.emplace_back(key, t);
+  load_state(fits, "schedule");
+  return dropped;
 }
 
 double Optimizer::update_hyper(const std::string& name, double value) {

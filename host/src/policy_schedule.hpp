@@ -1,10 +1,13 @@
 // policy_schedule.hpp - `[[schedule]]`: option changes at epoch boundaries
 // (the reference's `--policy` files, spec §9, as TOML). Only keys whose
 // change can be applied exactly are accepted; the rest are rejected at
-// `qhost check` time.
+// `qhost check` time. Optimizer keys change the optimizer in place; quantizer
+// keys (`quant.<target>.<option>`) rebuild the affected quantizers
+// (quant_rebuild.hpp) and rebind the optimizer to their tensors.
 #pragma once
 
 #include <qsdk/scheduler.hpp>
+#include <qsdk/schema.hpp>
 #include <qsdk/value.hpp>
 
 #include <cstdint>
@@ -17,12 +20,25 @@
 namespace qhost {
 
 class Optimizer;
+class QuantRebuilder;
 
 /// Reports one problem: (dotted key, message, hint).
 using ProblemSink = std::function<void(const std::string&, const std::string&, const std::string&)>;
 
-/// Dotted keys a `[[schedule]]` entry may set.
+/// Dotted keys a `[[schedule]]` entry may set (the quantizer keys as patterns).
 const std::vector<std::string>& schedule_supported_keys();
+
+/// What check_schedule needs to validate quantizer keys.
+struct ScheduleQuantChecks {
+  /// `[quant]` as written (before [[quant.override]] tables were merged onto
+  /// their defaults); null when the file has none.
+  const qsdk::Table* raw_quant = nullptr;
+  /// The option schema of quantizer `type`, or null when it is unknown.
+  std::function<const qsdk::SchemaInfo*(const std::string& type)> schema;
+  /// Checks `value` against `field` (type, range, allowed values), reporting a
+  /// problem at `key` itself; returns the normalized value, none after a problem.
+  std::function<qsdk::Value(const qsdk::FieldSpec& field, const qsdk::Value& value, const std::string& key)> field;
+};
 
 /// Validates the raw `[[schedule]]` value against the otherwise resolved
 /// configuration `resolved` (every default explicit): each entry is
@@ -30,7 +46,18 @@ const std::vector<std::string>& schedule_supported_keys();
 /// key present in `resolved`, supported, and its value of the right type and
 /// range. Returns the normalized list (sorted by epoch, stable), or none after
 /// a problem.
-qsdk::Value check_schedule(const qsdk::Value& raw, const qsdk::Table& resolved, const ProblemSink& problem);
+///
+/// Quantizer keys (with `quant`): `quant.<weight|activation|output>.<option>`
+/// changes the `[quant.<target>]` default and `quant.override[i].<target>.<option>`
+/// one override entry; the option must be in that quantizer's schema and pass
+/// its checks. Override rule: a `[[quant.override]]` entry whose `<target>`
+/// table has no `type` of its own and does not name `<option>` inherits it from
+/// the default, so the default change reaches the layers it matches; the
+/// normalized entry lists that as an explicit `quant.override[i].<target>.<option>`
+/// key (the resolved overrides are full tables). An override that names the
+/// option or brings its own `type` keeps its value.
+qsdk::Value check_schedule(const qsdk::Value& raw, const qsdk::Table& resolved, const ProblemSink& problem,
+                           const ScheduleQuantChecks* quant = nullptr);
 
 /// One entry of a validated schedule.
 struct ScheduleEntry {
@@ -46,20 +73,35 @@ class PolicySchedule {
 
   /// True when some entry changes `optimizer.lr`.
   bool changes_lr() const;
+  /// True when some entry changes a quantizer option.
+  bool changes_quant() const;
+  /// Gives the schedule the model's quantizers (needed when changes_quant()).
+  void attach_quantizers(std::shared_ptr<QuantRebuilder> rebuilder);
+  /// Applies the quantizer changes of every entry whose epoch is < `epochs_done`
+  /// (a resumed run or an evaluated checkpoint: the checkpoint was written by
+  /// the rebuilt quantizers, so they must exist before it is loaded) and
+  /// rebinds `optimizer` when given. The optimizer keys of those entries are
+  /// left to on_epoch_begin. Returns the log lines.
+  std::vector<std::string> catch_up_quantizers(int64_t epochs_done, Optimizer* optimizer);
   /// A scheduler that returns `inner`'s lr (or `base_lr` when `inner` is null)
   /// scaled by (scheduled optimizer.lr) / `base_lr`, so a new base lr rescales
   /// the scheduler's curve from the epoch it is set.
   std::shared_ptr<qsdk::Scheduler> wrap(std::shared_ptr<qsdk::Scheduler> inner, double base_lr);
-  /// Applies every entry not yet applied whose epoch is <= `epoch` (so a
-  /// resumed run catches up); returns one "key: old -> new" line per change.
+  /// Applies every change not yet applied whose epoch is <= `epoch` (so a
+  /// resumed run catches up); returns one "key: old -> new" line per change,
+  /// plus one "quantizers: rebuilt N ..." line per entry that changed quantizers.
   std::vector<std::string> on_epoch_begin(int64_t epoch, Optimizer& optimizer);
 
   /// The entries, in application order.
   const std::vector<ScheduleEntry>& entries() const { return entries_; }
 
  private:
+  // Applies the keys of entries_[i] not done yet (only the quantizer keys with `quant_only`).
+  std::vector<std::string> apply(size_t i, Optimizer* optimizer, bool quant_only);
+
   std::vector<ScheduleEntry> entries_;
-  size_t next_ = 0;
+  std::vector<std::vector<bool>> done_;  // per entry, per key
+  std::shared_ptr<QuantRebuilder> quant_;
   double base_lr_ = 0.0;
   std::shared_ptr<double> lr_factor_ = std::make_shared<double>(1.0);
 };

@@ -4,18 +4,24 @@
 #include "run.hpp"
 
 #include "checkpoint.hpp"
+#include "communicator.hpp"
 #include "config.hpp"
 #include "data_loader.hpp"
+#include "dist_env.hpp"
+#include "launcher.hpp"
 #include "layer_factory.hpp"
 #include "logging.hpp"
 #include "optimizer.hpp"
 #include "plugin_loader.hpp"
 #include "policy_schedule.hpp"
+#include "quant_rebuild.hpp"
 #include "registry.hpp"
 #include "run_folder.hpp"
 #include "sections.hpp"
+#include "sync_batch_norm.hpp"
 #include "trainer.hpp"
 
+#include <qsdk/distributed.hpp>
 #include <qsdk/error.hpp>
 
 #include <spdlog/spdlog.h>
@@ -42,8 +48,10 @@ bool has_type(const qsdk::Table& t) {
          it->second.as_string() != "none";
 }
 
-void set_threads(int64_t threads) {
-  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+// 0 = all cores, shared evenly by the ranks on this node (torchrun sets one thread per rank).
+void set_threads(int64_t threads, int64_t local_ranks = 1) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = threads > 0 ? static_cast<int>(threads) : std::max(1, cores / static_cast<int>(std::max<int64_t>(1, local_ranks)));
   at::set_num_threads(n);
 }
 
@@ -69,7 +77,7 @@ struct Built {
   int64_t num_classes = 0;
 };
 
-Built build(const Config& config, Registry& registry, bool train, bool smoke) {
+Built build(const Config& config, Registry& registry, bool train, bool smoke, const DistEnv& dist = DistEnv()) {
   const auto& root = config.root();
   const auto exp = section_options<ExperimentOptions>(root, "experiment");
   const auto data_opts = section_options<DataOptions>(root, "data");
@@ -105,6 +113,8 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
   lo.prefetch = data_opts.prefetch;
   lo.drop_last = data_opts.drop_last;
   lo.seed = seed;
+  lo.rank = dist.rank;
+  lo.world_size = dist.world_size;
   if (train) {
     lo.shuffle = true;
     b.parts.train_loader = std::make_unique<DataLoader>(train_set, lo);
@@ -112,6 +122,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
   DataLoaderOptions eo = lo;
   eo.shuffle = false;
   eo.drop_last = false;
+  eo.even_shards = false;  // each rank evaluates its own part; sums are all-reduced
   eo.batch_size = data_opts.eval_batch_size > 0 ? data_opts.eval_batch_size : data_opts.batch_size;
   b.parts.eval_loader = std::make_unique<DataLoader>(eval_set, eo);
 
@@ -143,9 +154,17 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
           std::move(factory), net);
       return std::shared_ptr<qsdk::ModelImpl>(holder, net.get());
     };
-    for (const auto& v : tricks_it->second.as_list()) {
-      const auto& t = v.as_table();
-      auto trick = registry.make_trick(t, tctx);
+    for (size_t i = 0; i < tricks_it->second.as_list().size(); ++i) {
+      const auto& t = tricks_it->second.as_list()[i].as_table();
+      std::shared_ptr<qsdk::Trick> trick;
+      try {
+        trick = registry.make_trick(t, tctx);
+      } catch (const qsdk::Error& e) {
+        // Name the [[trick]] entry (file:line) a failing trick came from.
+        const std::string key = "trick[" + std::to_string(i) + "]";
+        throw qsdk::Error(e.category(), e.place(), e.message() + " [" + key + " at " + config.location(key).str() + "]",
+                          e.hint());
+      }
       const std::string name = "trick/" + t.at("type").as_string();
       b.factory->add_weight_transform(
           [trick](const torch::Tensor& w, const std::string& path) { return trick->transform_weight(w, path); });
@@ -170,6 +189,15 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
   spdlog::info("model: {} ({} parameters, {} layers, {} quantized)", model_table.at("type").as_string(), n_params,
                b.factory->records().size(), quantized);
 
+  // (schedule) [[schedule]], also for eval: a checkpoint written after a quantizer
+  // change needs the rebuilt quantizers (PolicySchedule::catch_up_quantizers).
+  b.parts.schedule = PolicySchedule::from_config(root);
+  if (b.parts.schedule && b.parts.schedule->changes_quant())
+    b.parts.schedule->attach_quantizers(std::make_shared<QuantRebuilder>(
+        section(root, "quant"),
+        [&registry](const qsdk::Table& t, const qsdk::QuantizerContext& c) { return registry.make_quantizer(t, c); },
+        data_opts.batch_size, input_size, b.parts.model, b.factory->records()));
+
   if (train) {
     const auto settings = OptimizerSettings::from_table(section(root, "optimizer"));
     b.parts.optimizer = std::make_unique<Optimizer>(*b.parts.model, settings);
@@ -187,7 +215,6 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
       b.parts.scheduler = registry.make_scheduler(sched, sctx);
     }
     // (sweep) [[schedule]]: a new optimizer.lr rescales the scheduler's curve from its epoch.
-    b.parts.schedule = PolicySchedule::from_config(root);
     if (b.parts.schedule && b.parts.schedule->changes_lr())
       b.parts.scheduler = b.parts.schedule->wrap(b.parts.scheduler, settings.rules.lr);
   }
@@ -197,25 +224,32 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke) {
 }  // namespace
 
 int run_experiment(const Config& config, Registry& registry, const RunOptions& options) {
-  if (options.nproc > 1)
-    throw qsdk::Error(qsdk::ErrorCategory::usage, "--nproc",
-                      "multi-process training is not available in this qhost build", "use --nproc 1");
+  const DistEnv dist = DistEnv::from_environment();
+  if (options.nproc > 1) {
+    if (dist.distributed())
+      throw qsdk::Error(qsdk::ErrorCategory::usage, "--nproc",
+                        "this process already is " + dist.str() + " of a job started by " + dist.source,
+                        "use either --nproc or a launcher (torchrun, srun), not both");
+    return launch_local_ranks(options.nproc, options.rank_args);
+  }
+  const bool lead = dist.rank == 0;  // rank 0 alone writes files and logs at info level
+  if (!lead) spdlog::set_level(spdlog::level::warn);
   const auto& root = config.root();
   const auto exp = section_options<ExperimentOptions>(root, "experiment");
   const auto train = section_options<TrainOptions>(root, "train");
+  const auto dist_opts = section_options<DistributedOptions>(root, "distributed");
   std::string name = exp.name;
   if (name.empty()) name = config.path().empty() ? "run" : fs::path(config.path()).stem().string();
 
   // --out names the run folder itself; otherwise <out_dir>/<name>.
-  RunFolder folder = options.out_dir.empty() ? open_run_folder(exp.out_dir, name, options.resume)
-                                             : open_run_folder(fs::path(options.out_dir).parent_path().string(),
-                                                               fs::path(options.out_dir).filename().string(),
-                                                               options.resume);
-  add_log_file(folder.log());
+  const std::string parent = options.out_dir.empty() ? exp.out_dir : fs::path(options.out_dir).parent_path().string();
+  const std::string leaf = options.out_dir.empty() ? name : fs::path(options.out_dir).filename().string();
+  RunFolder folder = lead ? open_run_folder(parent, leaf, options.resume) : RunFolder{(fs::path(parent) / leaf).string()};
+  if (lead) add_log_file(folder.log());
   spdlog::info("run {} in {}{}", name, folder.dir, options.resume ? " (resume)" : options.smoke ? " (smoke)" : "");
   const std::string resolved = config.to_toml();
-  write_text_file(folder.resolved(), resolved);
-  if (!options.resume) {
+  if (lead) write_text_file(folder.resolved(), resolved);
+  if (!options.resume && lead) {
     std::error_code ec;
     if (fs::exists(folder.best_checkpoint())) {
       spdlog::warn("removing best.h5 of an earlier run in {}", folder.dir);
@@ -223,11 +257,24 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
     }
   }
 
-  set_threads(exp.threads);
+  set_threads(exp.threads, dist.local_world_size);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
   const std::string device = check_device(exp.device);
 
-  Built b = build(config, registry, true, options.smoke);
+  std::shared_ptr<Communicator> comm;
+  if (dist.distributed()) {
+    CommunicatorOptions co;
+    co.backend = dist_opts.backend == "auto" ? (device == "cuda" ? "nccl" : "gloo") : dist_opts.backend;
+    co.timeout_s = dist_opts.timeout_s;
+    comm = std::make_shared<Communicator>(dist, co);
+    qsdk::set_collectives(comm);
+    spdlog::info("threads per rank: {}", at::get_num_threads());
+  }
+  if (dist_opts.sync_bn)
+    qsdk::set_batch_norm2d_maker(
+        [](const torch::nn::BatchNorm2dOptions& o) { return torch::nn::AnyModule(SyncBatchNorm2d(o)); });
+
+  Built b = build(config, registry, true, options.smoke, dist);
   if (!train.init_from.empty() && !options.resume) {
     const auto path = resolve_path(train.init_from, config);
     auto data = read_checkpoint(path);
@@ -247,12 +294,23 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   ts.smoke = options.smoke;
   ts.device = device;
   ts.resolved_toml = resolved;
-  ts.folder = folder;
+  if (lead) ts.folder = folder;
   if (const char* stop = std::getenv("QTOOL_TEST_STOP_AFTER_EPOCHS")) ts.stop_after_epochs = std::atoll(stop);
+  if (const char* kill_rank = std::getenv("QTOOL_TEST_KILL_RANK"); kill_rank && std::atoll(kill_rank) == dist.rank)
+    if (const char* at = std::getenv("QTOOL_TEST_KILL_AT_STEP")) {
+      ts.kill_at_step = std::atoll(at);
+      if (const char* sig = std::getenv("QTOOL_TEST_KILL_SIGNAL")) ts.kill_signal = std::atoi(sig);
+    }
+  ts.bucket_bytes = static_cast<int64_t>(dist_opts.bucket_mb * (1 << 20));
+  ts.first_bucket_bytes = std::min<int64_t>(ts.bucket_bytes, 1 << 20);
+  ts.broadcast_buffers = dist_opts.broadcast_buffers;
+  ts.verify_every = dist_opts.verify_every;
+  b.parts.comm = comm;
   Trainer trainer(std::move(b.parts), ts);
   if (options.resume) trainer.resume_from(folder.last_checkpoint());
   const auto t0 = std::chrono::steady_clock::now();
   auto result = trainer.fit();
+  if (comm) comm->shutdown();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (result)
     spdlog::info("done in {}: top-1 {:.2f} top-5 {:.2f} (best {:.2f}); files in {}", format_duration(seconds),
@@ -274,6 +332,7 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
   Built b = build(config, registry, false, false);
   auto data = read_checkpoint(options.checkpoint);
+  if (b.parts.schedule) b.parts.schedule->catch_up_quantizers(data.meta.epoch, nullptr);
   load_module_state(*b.parts.model, data.model, options.checkpoint);
   TrainerSettings ts;
   ts.device = check_device(exp.device);

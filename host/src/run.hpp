@@ -16,6 +16,9 @@ struct RunOptions {
   bool smoke = false;    ///< two training steps and two eval batches (CTest)
   std::string out_dir;   ///< overrides [experiment] out_dir when non-empty
   int nproc = 1;         ///< local worker processes
+  /// The command line a local rank is started with (globals, `run`, the run
+  /// arguments without --nproc); used when nproc > 1.
+  std::vector<std::string> rank_args;
 };
 
 /// Trains and evaluates a validated experiment; returns the process exit code.

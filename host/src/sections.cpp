@@ -75,9 +75,15 @@ qsdk::Schema<OptimizerOptions> OptimizerOptions::schema() {
 qsdk::Schema<DistributedOptions> DistributedOptions::schema() {
   using O = DistributedOptions;
   return qsdk::Schema<O>("multi-process training")
-      .field("backend", &O::backend, "c10d backend").one_of({"gloo", "nccl"})
-      .field("timeout_s", &O::timeout_s, "collective timeout in seconds").at_least(1)
-      .field("sync_bn", &O::sync_bn, "synchronise batch-norm statistics across processes");
+      .field("backend", &O::backend, "c10d backend: auto = gloo on CPU, nccl on CUDA").one_of({"auto", "gloo", "nccl"})
+      .field("timeout_s", &O::timeout_s, "seconds before a silent rank or a stuck collective ends the job").at_least(1)
+      .field("sync_bn", &O::sync_bn, "batch-norm statistics over all ranks' batches (SyncBatchNorm)")
+      .field("bucket_mb", &O::bucket_mb, "gradient all-reduce bucket size in MB").at_least(0.01)
+      .field("broadcast_buffers", &O::broadcast_buffers,
+             "copy rank 0's buffers (BN running statistics, quantizer state) to every rank after each step")
+      .field("verify_every", &O::verify_every,
+             "every N steps, check that every rank holds rank 0's parameters and buffers (0 = never)")
+      .at_least(0);
 }
 
 const std::vector<SectionSpec>& sections() {
@@ -96,7 +102,8 @@ const std::vector<SectionSpec>& sections() {
     s.push_back({"schedule",
                  qsdk::SchemaInfo{"option changes at epoch boundaries: [[schedule]] epoch = N (0-based) and "
                                   "set = { \"optimizer.lr\" = 0.01 }; supported keys: optimizer.lr, "
-                                  "optimizer.weight_decay, optimizer.momentum",
+                                  "optimizer.weight_decay, optimizer.momentum, quant.<target>.<option>, "
+                                  "quant.override[i].<target>.<option> (docs/sweeps.md)",
                                   {}},
                  std::nullopt, true, false});
     s.push_back({"distributed", DistributedOptions::schema().info(), std::nullopt, false, false});

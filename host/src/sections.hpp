@@ -89,9 +89,12 @@ struct OptimizerOptions {
 
 /// `[distributed]`
 struct DistributedOptions {
-  std::string backend = "gloo";  ///< gloo | nccl
-  int64_t timeout_s = 300;       ///< collective timeout
+  std::string backend = "auto";  ///< auto (gloo on CPU, nccl on CUDA) | gloo | nccl
+  int64_t timeout_s = 300;       ///< rendezvous, collective and heartbeat timeout
   bool sync_bn = false;          ///< synchronise batch-norm statistics
+  double bucket_mb = 25.0;       ///< gradient all-reduce bucket size
+  bool broadcast_buffers = true; ///< rank 0's buffers to every rank after each step
+  int64_t verify_every = 0;      ///< check every N steps that all ranks hold rank 0's model (0 = never)
   /// The schema of `[distributed]`.
   static qsdk::Schema<DistributedOptions> schema();
 };

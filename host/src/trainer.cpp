@@ -1,5 +1,7 @@
 #include "trainer.hpp"
 
+#include "communicator.hpp"
+#include "grad_reducer.hpp"
 #include "policy_schedule.hpp"
 
 #include <qsdk/error.hpp>
@@ -7,12 +9,16 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+
+#include <signal.h>
+#include <unistd.h>
 
 namespace qhost {
 namespace {
@@ -55,6 +61,43 @@ Trainer::Trainer(TrainerParts parts, TrainerSettings settings)
 
 Trainer::~Trainer() { progress_.finish(); }
 
+bool Trainer::distributed() const { return parts_.comm && parts_.comm->world_size() > 1; }
+
+void Trainer::verify_replicas() {
+  torch::NoGradGuard no_grad;
+  const auto mine = module_state(*parts_.model);
+  std::vector<torch::Tensor> theirs;
+  for (const auto& [name, t] : mine) theirs.push_back(t.detach().clone());
+  parts_.comm->broadcast_(theirs);  // rank 0's values
+  double worst = 0.0;
+  std::string where;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    if (mine[i].second.numel() == 0) continue;
+    const double d = (mine[i].second.to(torch::kDouble) - theirs[i].to(torch::kDouble)).abs().max().item<double>();
+    if (d > worst) {
+      worst = d;
+      where = mine[i].first;
+    }
+  }
+  std::vector<double> total{worst};
+  all_reduce(total);
+  if (total[0] > 0.0)
+    throw qsdk::Error(qsdk::ErrorCategory::runtime, parts_.comm->env().str() + " step " + std::to_string(global_step_),
+                      "the ranks hold different models: " +
+                          (worst > 0.0 ? "max |this rank - rank 0| = " + std::to_string(worst) + " in " + where
+                                       : std::string("another rank differs from rank 0")),
+                      "keep [distributed] broadcast_buffers = true, and make forward-updated plugin state use "
+                      "qsdk::collectives()");
+  spdlog::debug("step {}: all {} ranks hold the same {} tensors", global_step_, parts_.comm->world_size(), mine.size());
+}
+
+void Trainer::all_reduce(std::vector<double>& values) {
+  if (!distributed() || values.empty()) return;
+  auto t = torch::tensor(values, torch::kDouble);
+  parts_.comm->all_reduce_sum_(t);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
+}
+
 CheckpointData Trainer::snapshot() const {
   CheckpointData d;
   d.meta.epoch = epoch_;
@@ -76,6 +119,8 @@ void Trainer::save(const std::string& path) const { write_checkpoint(path, snaps
 
 void Trainer::resume_from(const std::string& path) {
   auto data = read_checkpoint(path);
+  // (schedule) Quantizers changed by [[schedule]] before the checkpoint was written.
+  if (parts_.schedule) parts_.schedule->catch_up_quantizers(data.meta.epoch, parts_.optimizer.get());
   load_module_state(*parts_.model, data.model, path);
   if (parts_.optimizer) {
     if (!data.meta.optimizer_type.empty() && data.meta.optimizer_type != parts_.optimizer->type())
@@ -134,6 +179,16 @@ EvalResult Trainer::evaluate(int64_t max_batches) {
                      std::to_string(static_cast<int64_t>(static_cast<double>(n) / seconds_since(t0))) + " img/s");
   }
   progress_.finish();
+  if (distributed()) {  // every rank evaluated its own shard: sum them
+    std::vector<double> sums{loss.mean() * static_cast<double>(loss.count()), static_cast<double>(c1),
+                             static_cast<double>(c5), static_cast<double>(n)};
+    all_reduce(sums);
+    c1 = static_cast<int64_t>(sums[1]);
+    c5 = static_cast<int64_t>(sums[2]);
+    n = static_cast<int64_t>(sums[3]);
+    loss = Meter();
+    if (n > 0) loss.add(sums[0] / sums[3], n);
+  }
   r.samples = n;
   r.loss = loss.mean();
   r.top1 = n > 0 ? 100.0 * static_cast<double>(c1) / static_cast<double>(n) : 0.0;
@@ -152,7 +207,7 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
   Meter loss_m, top1_m, top5_m, log_loss, log_top1;
   const auto t0 = Clock::now();
   auto t_log = t0;
-  int64_t samples = 0, log_samples = 0;
+  int64_t samples = 0, log_samples = 0, steps_done = 0;
   for (int64_t iter = 0; iter < iters; ++iter) {
     auto next = parts_.train_loader->next();
     if (!next) break;
@@ -172,10 +227,27 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     auto loss = classification_loss(logits, batch);
     for (size_t i = 0; i < parts_.tricks.size(); ++i)
       call_trick(parts_.trick_names[i], [&] { loss = parts_.tricks[i]->transform_loss(loss, logits, batch, info); });
+    if (settings_.kill_at_step >= 0 && global_step_ == settings_.kill_at_step) {
+      spdlog::warn("sending signal {} to this process at step {} (QTOOL_TEST_KILL_AT_STEP)", settings_.kill_signal,
+                   global_step_);
+      ::kill(::getpid(), settings_.kill_signal);
+    }
     opt.zero_grad();
+    if (reducer_) reducer_->prepare();
     loss.backward();
+    if (reducer_) {
+      reducer_->finish();  // gradients averaged over the ranks
+      comm_seconds_ += reducer_->last_wait_seconds();
+    }
     opt.step();
     ++global_step_;
+    if (distributed()) {
+      // Forward-updated state (BN running statistics, quantizer counters and
+      // refits) follows rank 0, so every rank holds the same model.
+      if (settings_.broadcast_buffers && !state_.empty()) parts_.comm->broadcast_(state_);
+      parts_.comm->set_progress(global_step_);
+      if (settings_.verify_every > 0 && global_step_ % settings_.verify_every == 0) verify_replicas();
+    }
     for (size_t i = 0; i < parts_.tricks.size(); ++i)
       call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->on_step_end(info); });
 
@@ -194,6 +266,7 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     log_top1.add(top1, bs);
     samples += bs;
     log_samples += bs;
+    ++steps_done;
 
     const double elapsed = seconds_since(t0);
     const double per_step = elapsed / static_cast<double>(iter + 1);
@@ -226,9 +299,28 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
   }
   progress_.finish();
   const double elapsed = seconds_since(t0);
-  spdlog::info("epoch {}/{} train: loss {:.4f} top-1 {:.2f} top-5 {:.2f} lr {} ({:.0f} img/s, {})", epoch + 1,
+  const int64_t steps = std::max<int64_t>(1, steps_done);
+  if (distributed()) {  // epoch metrics over all ranks' samples
+    std::vector<double> sums{loss_m.mean() * static_cast<double>(loss_m.count()),
+                             top1_m.mean() * static_cast<double>(top1_m.count()),
+                             top5_m.mean() * static_cast<double>(top5_m.count()), static_cast<double>(samples)};
+    all_reduce(sums);
+    samples = static_cast<int64_t>(sums[3]);
+    loss_m = Meter();
+    top1_m = Meter();
+    top5_m = Meter();
+    if (samples > 0) {
+      loss_m.add(sums[0] / sums[3], samples);
+      top1_m.add(sums[1] / sums[3], samples);
+      top5_m.add(sums[2] / sums[3], samples);
+    }
+  }
+  spdlog::info("epoch {}/{} train: loss {:.4f} top-1 {:.2f} top-5 {:.2f} lr {} ({:.0f} img/s, {}){}", epoch + 1,
                settings_.epochs, loss_m.mean(), top1_m.mean(), top5_m.mean(), fmt_lr(opt.current_lr()),
-               static_cast<double>(samples) / elapsed, format_duration(elapsed));
+               static_cast<double>(samples) / elapsed, format_duration(elapsed),
+               distributed() ? " all-reduce wait " + fmt_lr(1000.0 * comm_seconds_ / static_cast<double>(steps)) +
+                                   " ms/step"
+                             : std::string());
   if (metrics_)
     metrics_->write(JsonRecord()
                         .str("kind", "train_epoch")
@@ -239,7 +331,40 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
                         .num("top1", top1_m.mean())
                         .num("top5", top5_m.mean())
                         .num("images_per_s", static_cast<double>(samples) / elapsed)
+                        .num("allreduce_wait_ms_per_step", 1000.0 * comm_seconds_ / static_cast<double>(steps))
                         .num("seconds", elapsed));
+  comm_seconds_ = 0.0;
+}
+
+void Trainer::setup_data_parallel(bool announce) {
+  // Same starting point everywhere (also after --resume or a quantizer rebuild), then averaged gradients.
+  reducer_.reset();
+  state_.clear();
+  std::vector<torch::Tensor> all;
+  for (auto& p : parts_.model->parameters()) {
+    all.push_back(p);
+    if (!p.requires_grad()) state_.push_back(p);
+  }
+  for (auto& b : parts_.model->buffers()) {
+    all.push_back(b);
+    state_.push_back(b);
+  }
+  parts_.comm->broadcast_(all);
+  reducer_ = std::make_unique<GradReducer>(parts_.model->parameters(), *parts_.comm, settings_.bucket_bytes,
+                                           settings_.first_bucket_bytes);
+  if (!announce) return;
+  const int64_t b = parts_.train_loader->options().batch_size, w = parts_.comm->world_size();
+  // What one step's gradient all-reduce costs when nothing overlaps it (median of 5).
+  auto probe = torch::zeros({std::max<int64_t>(1, reducer_->bytes() / 4)}, torch::kFloat);
+  std::vector<double> times;
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = Clock::now();
+    parts_.comm->all_reduce_sum_(probe);
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  spdlog::info("data-parallel: {} ranks x batch {} = global batch {}; {}; a blocking all-reduce of them takes {} ms", w,
+               b, w * b, reducer_->describe(), fmt_lr(1000.0 * times[2]));
 }
 
 std::optional<EvalResult> Trainer::fit() {
@@ -257,13 +382,20 @@ std::optional<EvalResult> Trainer::fit() {
     throw qsdk::Error(qsdk::ErrorCategory::data, "[data]", "the training set yields no batch",
                       "lower [data] batch_size or set drop_last = false");
   if (epoch_ >= epochs) spdlog::info("nothing to do: {} of {} epochs already done", epoch_, epochs);
+  if (distributed()) setup_data_parallel(/*announce=*/true);
   std::optional<EvalResult> last;
   while (epoch_ < epochs) {
     const int64_t epoch = epoch_;
-    if (parts_.schedule)  // (sweep) [[schedule]] changes due at this epoch boundary
-      for (const auto& change : parts_.schedule->on_epoch_begin(epoch, *parts_.optimizer))
+    if (parts_.schedule) {  // (sweep) [[schedule]] changes due at this epoch boundary
+      bool rebuilt = false;
+      for (const auto& change : parts_.schedule->on_epoch_begin(epoch, *parts_.optimizer)) {
+        rebuilt = rebuilt || change.rfind("quantizers:", 0) == 0;
         if (metrics_)
           metrics_->write(JsonRecord().str("kind", "schedule").integer("epoch", epoch).str("change", change));
+      }
+      // New quantizer tensors: hook and track them instead of the replaced ones.
+      if (rebuilt && distributed()) setup_data_parallel(/*announce=*/false);
+    }
     train_epoch(epoch, iters);
     epoch_ = epoch + 1;
     const bool final = epoch_ == epochs;
@@ -271,6 +403,8 @@ std::optional<EvalResult> Trainer::fit() {
     if (parts_.eval_loader && (final || settings_.eval_every <= 0 || epoch_ % settings_.eval_every == 0)) {
       const auto t0 = Clock::now();
       last = evaluate(eval_batches);
+      // Evaluation forwards may update state (quantizer counters) on uneven shards.
+      if (distributed() && settings_.broadcast_buffers && !state_.empty()) parts_.comm->broadcast_(state_);
       // The first evaluation always writes best.h5 (even at 0 %), later ones when they beat it.
       improved = last->top1 > best_top1_ ||
                  (settings_.folder && !std::filesystem::exists(settings_.folder->best_checkpoint()));

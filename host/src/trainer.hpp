@@ -21,6 +21,8 @@
 namespace qhost {
 
 class PolicySchedule;
+class Communicator;
+class GradReducer;
 
 /// The built pieces a Trainer drives.
 struct TrainerParts {
@@ -32,6 +34,7 @@ struct TrainerParts {
   std::vector<std::shared_ptr<qsdk::Trick>> tricks; ///< in TOML order
   std::vector<std::string> trick_names;             ///< "trick/mixup" etc. for error messages
   std::shared_ptr<PolicySchedule> schedule;         ///< (sweep) `[[schedule]]` changes; null = none
+  std::shared_ptr<Communicator> comm;               ///< (distributed) the ranks; null = one process
 };
 
 /// How the loop runs.
@@ -49,6 +52,14 @@ struct TrainerSettings {
   /// Test hook: return after this many epochs are done and saved, as if the
   /// process had been stopped there (0 = off; QTOOL_TEST_STOP_AFTER_EPOCHS).
   int64_t stop_after_epochs = 0;
+  /// Test hook: this rank kills itself (SIGKILL) before this global step
+  /// (-1 = off; QTOOL_TEST_KILL_RANK / QTOOL_TEST_KILL_AT_STEP).
+  int64_t kill_at_step = -1;
+  int kill_signal = 9;  ///< the signal of kill_at_step (QTOOL_TEST_KILL_SIGNAL; 19 = SIGSTOP, a hung rank)
+  int64_t bucket_bytes = 25 << 20;       ///< (distributed) gradient bucket size
+  int64_t first_bucket_bytes = 1 << 20;  ///< (distributed) first bucket, small so communication starts early
+  bool broadcast_buffers = true;         ///< (distributed) rank 0's buffers to all after every step
+  int64_t verify_every = 0;              ///< (distributed) compare every rank's model with rank 0's every N steps
 };
 
 /// Loss and accuracy of one pass.
@@ -88,6 +99,13 @@ class Trainer {
  private:
   void train_epoch(int64_t epoch, int64_t iters);
   void save(const std::string& path) const;
+  bool distributed() const;
+  // Broadcasts rank 0's model and (re)installs the gradient reducer on the current parameters.
+  void setup_data_parallel(bool announce);
+  // Throws when any rank's parameters or buffers differ from rank 0's.
+  void verify_replicas();
+  // Sums `values` over ranks in place (no-op in one process).
+  void all_reduce(std::vector<double>& values);
 
   TrainerParts parts_;
   TrainerSettings settings_;
@@ -97,6 +115,9 @@ class Trainer {
   int64_t epoch_ = 0;
   int64_t global_step_ = 0;
   double best_top1_ = 0.0;
+  std::unique_ptr<GradReducer> reducer_;  // (distributed) gradient averaging
+  std::vector<torch::Tensor> state_;      // (distributed) buffers and frozen parameters kept equal on all ranks
+  double comm_seconds_ = 0.0;             // (distributed) exposed all-reduce wait this epoch
 };
 
 /// Cross-entropy of logits against class targets, or against a soft target

@@ -1,43 +1,26 @@
 // `qhost run` end to end on a tiny synthetic experiment: run-folder files,
 // exact resume (bitwise on CPU), `qhost eval` of a checkpoint, smoke runs.
 #include "checkpoint.hpp"
+#include "run_qhost.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
-
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace qhost;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string output;
-};
+using Result = qtool_test::QhostResult;
+using qtool_test::read_text;
 
 // Runs qhost with `args` (and optional environment assignments), capturing stdout+stderr.
 Result run_qhost(const std::string& args, const std::string& env = "") {
-  fs::create_directories(E2E_WORK);
-  // One log per process: ctest -j runs the cases of this file in parallel.
-  const std::string log = std::string(E2E_WORK) + "/last_command." + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = env + " " + QHOST_EXE + " " + args + " > " + log + " 2>&1";
-  Result r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.output = ss.str();
-  return r;
+  return qtool_test::run_qhost(QHOST_EXE, E2E_WORK, args, env);
 }
 
 std::string tiny() { return std::string(E2E_DIR) + "/tiny.toml"; }
@@ -46,13 +29,6 @@ std::string fresh_dir(const std::string& name) {
   const auto dir = std::string(E2E_WORK) + "/" + name;
   fs::remove_all(dir);
   return dir;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void expect_same_tensors(const NamedTensors& a, const NamedTensors& b, const std::string& what) {
@@ -157,6 +133,23 @@ TEST(E2E, EvalOfMissingOrForeignFileIsAClearError) {
   auto r2 = run_qhost("eval " + tiny());
   EXPECT_EQ(r2.code, 5) << r2.output;
   EXPECT_NE(r2.output.find("not an HDF5 file"), std::string::npos) << r2.output;
+}
+
+TEST(E2E, KdWithMissingTeacherCheckpointIsACheckpointErrorNamingFileAndTrick) {
+  const auto dir = fresh_dir("kd_missing_teacher");
+  const std::string toml = std::string(E2E_DIR) + "/kd_missing_teacher.toml";
+  auto r = run_qhost("run " + toml + " --out " + dir);
+  EXPECT_EQ(r.code, 5) << r.output;  // checkpoint category
+  // The trick, the file as resolved, and the [[trick]] entry (index and file:line).
+  EXPECT_NE(r.output.find("error[checkpoint]: trick/kd (plugin 'kd'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::string(E2E_DIR) + "/no_such_teacher/best.h5: teacher checkpoint (checkpoint = "
+                          "\"no_such_teacher/best.h5\", relative to the experiment file's folder): checkpoint file "
+                          "not found [trick[0] at " + std::string(E2E_DIR) + "/kd_missing_teacher.toml:8:1]"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("hint: train the full-precision teacher first"), std::string::npos) << r.output;
+  // Nothing was trained.
+  EXPECT_FALSE(fs::exists(dir + "/last.h5"));
 }
 
 TEST(E2E, SmokeRunsTwoStepsAndInitFromAnotherRun) {

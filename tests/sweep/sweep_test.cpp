@@ -2,17 +2,19 @@
 // binary on tiny synthetic runs (tiny_quant.toml, about a second each).
 #include "checkpoint.hpp"
 #include "optimizer.hpp"
+#include "run_qhost.hpp"
 
 #include <qsdk/error.hpp>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,24 +23,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string output;
-};
+using Result = qtool_test::QhostResult;
+using qtool_test::read_text;
 
+// Runs qhost with `args` (and optional environment assignments), capturing stdout+stderr.
 Result run_qhost(const std::string& args, const std::string& env = "") {
-  fs::create_directories(SWEEP_WORK);
-  // One file per test process: CTest may run the cases in parallel.
-  const std::string log = std::string(SWEEP_WORK) + "/last_command." + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = env + " " + std::string(QHOST_EXE) + " " + args + " > " + log + " 2>&1";
-  Result r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.output = ss.str();
-  return r;
+  return qtool_test::run_qhost(QHOST_EXE, SWEEP_WORK, args, env);
 }
 
 std::string src(const std::string& f) { return std::string(SWEEP_DIR) + "/" + f; }
@@ -201,17 +191,44 @@ TEST(Schedule, OptimizerUpdateHyperChangesTheGroupsThatFollowTheGlobalValues) {
   EXPECT_THROW(opt2.update_hyper("momentum", 0.5), qsdk::Error);
 }
 
-TEST(Schedule, CheckRejectsUnsupportedAndUnknownKeysWithTheirLines) {
+TEST(Schedule, CheckRejectsUnknownKeysOptionsAndValuesWithTheirLines) {
   auto r = run_qhost("check " + src("schedule_bad.toml"));
   EXPECT_NE(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("schedule_bad.toml:7"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("'quant.weight.bits' cannot be changed by a schedule"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("supported keys: optimizer.lr, optimizer.weight_decay, optimizer.momentum"),
+  // Quantizer options are checked against the quantizer's own schema.
+  EXPECT_NE(r.output.find("schedule_bad.toml:8:9: schedule[0].set.quant.weight.bitz: quantizer 'lsq' has no option "
+                          "'bitz' (hint: did you mean 'bits'?)"),
             std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("schedule_bad.toml:11"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("'optimizer.lrr' is not a key of the resolved configuration"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("optimizer.lr"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:12:9: schedule[1].set.optimizer.lrr: 'optimizer.lrr' is not a key of the "
+                          "resolved configuration (hint: did you mean 'optimizer.lr'?)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:16:9: schedule[2].set.quant.activation.bits: 9 is outside [1, 8]"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:20:9: schedule[3].set.quant.output.bits: [quant.output] is not quantized"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("schedule_bad.toml:20:34: schedule[3].set.quant.activation.grad_type: \"Triangle\" is not "
+                          "one of \"none\", \"STE-scale\""),
+            std::string::npos)
+      << r.output;
+  // A key outside the supported families lists them.
+  auto u = run_qhost("check " + src("schedule.toml") + " --set 'schedule=[{epoch = 0, set = {\"train.epochs\" = 2}}]'");
+  EXPECT_NE(u.code, 0) << u.output;
+  EXPECT_NE(u.output.find("'train.epochs' cannot be changed by a schedule"), std::string::npos) << u.output;
+  EXPECT_NE(u.output.find("supported keys: optimizer.lr, optimizer.weight_decay, optimizer.momentum, "
+                          "quant.<weight|activation|output>.<option>"),
+            std::string::npos)
+      << u.output;
+  // The type is not an option; an override entry that does not exist is named.
+  auto t = run_qhost("check " + src("schedule_quant.toml") +
+                     " --set 'schedule=[{epoch = 1, set = {\"quant.weight.type\" = \"dorefa\", "
+                     "\"quant.override[5].activation.bits\" = 2}}]'");
+  EXPECT_NE(t.code, 0) << t.output;
+  EXPECT_NE(t.output.find("quant.weight.type: a schedule cannot change the quantizer type"), std::string::npos)
+      << t.output;
+  EXPECT_NE(t.output.find("there is no [[quant.override]] entry 5"), std::string::npos) << t.output;
 }
 
 TEST(Schedule, CheckRejectsBadValuesAndEpochs) {
@@ -227,6 +244,110 @@ TEST(Schedule, CheckRejectsBadValuesAndEpochs) {
   // The good file passes.
   auto ok = run_qhost("check " + s);
   EXPECT_EQ(ok.code, 0) << ok.output;
+}
+
+// Checkpoint tensor `name`; fails the test when it is missing.
+torch::Tensor tensor_of(const qhost::CheckpointData& c, const std::string& name) {
+  for (const auto& [n, t] : c.model)
+    if (n == name) return t;
+  ADD_FAILURE() << "no tensor " << name << " in the checkpoint";
+  return torch::zeros({1});
+}
+
+// Number of quantization levels each activation quantizer of a checkpoint has,
+// by layer path prefix ("layer1", "layer2", "layer3").
+std::map<std::string, std::set<int>> activation_levels(const qhost::CheckpointData& c) {
+  std::map<std::string, std::set<int>> out;
+  const std::string suffix = ".quant_activation.level_num";
+  for (const auto& [n, t] : c.model)
+    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out[n.substr(0, n.find('.'))].insert(static_cast<int>(t.item<float>()));
+  return out;
+}
+
+TEST(Schedule, QuantizerOptionsChangeAtTheEpochBoundaryAndFollowTheOverrideRule) {
+  // schedule_quant.toml: activations 4 -> 2 bits and one weight clip per layer at epoch 1;
+  // layer1 names `bits` in its override (keeps 3), layer2 does not (inherits 2).
+  const auto full = fresh_dir("quant_full"), first = fresh_dir("quant_first");
+  auto r = run_qhost("run " + src("schedule_quant.toml") + " --out " + full);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule_quant.toml") + " --out " + first, "QTOOL_TEST_STOP_AFTER_EPOCHS=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto before = qhost::read_checkpoint(first + "/last.h5"), after = qhost::read_checkpoint(full + "/last.h5");
+  ASSERT_EQ(before.meta.epoch, 1);
+  ASSERT_EQ(after.meta.epoch, 3);
+  using Levels = std::map<std::string, std::set<int>>;
+  EXPECT_EQ(activation_levels(before), (Levels{{"layer1", {8}}, {"layer2", {16}}, {"layer3", {16}}}));
+  EXPECT_EQ(activation_levels(after), (Levels{{"layer1", {8}}, {"layer2", {4}}, {"layer3", {4}}}));
+  // One weight clip per output channel before, one per layer after.
+  EXPECT_EQ(tensor_of(before, "layer3.0.conv1.0.quant_weight.clip_val").numel(), 16);
+  EXPECT_EQ(tensor_of(after, "layer3.0.conv1.0.quant_weight.clip_val").numel(), 1);
+  // The rebuilt quantizers kept their counters: 18 forwards in 3 epochs of 2 training and
+  // 4 evaluation batches, not 12 since the switch (clip carry-over: quant_rebuild_test).
+  EXPECT_EQ(tensor_of(before, "layer3.0.conv1.0.quant_activation.iteration").item<float>(), 6.0f);
+  EXPECT_EQ(tensor_of(after, "layer3.0.conv1.0.quant_activation.iteration").item<float>(), 18.0f);
+  // Logged and recorded at the boundary, with what was carried over.
+  const std::string log = read_text(full + "/log.txt");
+  EXPECT_NE(log.find("epoch 2: quant.activation.bits: 4 -> 2 (schedule entry for epoch 1)"), std::string::npos) << log;
+  EXPECT_NE(log.find("epoch 2: quant.override[1].activation.bits: 4 -> 2"), std::string::npos) << log;
+  EXPECT_EQ(log.find("quant.override[0].activation.bits"), std::string::npos) << log;
+  EXPECT_NE(log.find("quantizers: rebuilt 31 quantizers; carried over: iteration (31 quantizers)"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("level_num (13 quantizers: its initial value depends on the changed option)"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("clip_val (18 quantizers: new shape)"), std::string::npos) << log;
+  EXPECT_NE(log.find("optimizer groups rebuilt, state dropped for 18 parameters"), std::string::npos) << log;
+  const std::string metrics = read_text(full + "/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"kind\": \"schedule\", \"epoch\": 1, \"change\": \"quant.activation.bits: 4 -> 2"),
+            std::string::npos)
+      << metrics;
+  // resolved.toml spells out the inherited override change; `qhost eval` of the final
+  // checkpoint rebuilds the quantizers first (the weight clips changed shape) and
+  // reproduces the run's last evaluation.
+  auto c = run_qhost("check " + full + "/resolved.toml --print");
+  EXPECT_EQ(c.code, 0) << c.output;
+  EXPECT_NE(c.output.find("\"quant.override[1].activation.bits\" = 2"), std::string::npos) << c.output;
+  auto e = run_qhost("eval " + full + "/last.h5");
+  ASSERT_EQ(e.code, 0) << e.output;
+  const std::regex last_eval("\"kind\": \"eval\", \"epoch\": 2, .*\"top1\": ([0-9.]+)");
+  std::smatch em;
+  ASSERT_TRUE(std::regex_search(metrics, em, last_eval)) << metrics;
+  EXPECT_NE(e.output.find("top1 " + [&] {
+              char b[32];
+              std::snprintf(b, sizeof(b), "%.4f", std::stod(em[1]));
+              return std::string(b);
+            }()),
+            std::string::npos)
+      << e.output << metrics;
+}
+
+TEST(Schedule, AResumedRunRebuildsChangedQuantizersBeforeLoadingItsCheckpoint) {
+  // Stopped after epoch 2 (the switch happened at the start of epoch 1) and resumed:
+  // the weight clips have their new shape in the checkpoint, so the new process must
+  // rebuild them before loading, then continue exactly like the uninterrupted run.
+  const auto full = fresh_dir("quant_resume_full"), parted = fresh_dir("quant_resume_parted");
+  auto r = run_qhost("run " + src("schedule_quant.toml") + " --out " + full);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule_quant.toml") + " --out " + parted, "QTOOL_TEST_STOP_AFTER_EPOCHS=2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_qhost("run " + src("schedule_quant.toml") + " --resume --out " + parted);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("before loading the checkpoint: quant.activation.bits: 4 -> 2"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("before loading the checkpoint: quantizers: rebuilt 31 quantizers"), std::string::npos)
+      << r.output;
+  const auto a = qhost::read_checkpoint(full + "/last.h5"), b = qhost::read_checkpoint(parted + "/last.h5");
+  EXPECT_EQ(b.meta.epoch, 3);
+  ASSERT_EQ(a.model.size(), b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    ASSERT_EQ(a.model[i].first, b.model[i].first);
+    EXPECT_TRUE(a.model[i].second.equal(b.model[i].second)) << a.model[i].first;
+  }
+  ASSERT_EQ(a.optimizer.size(), b.optimizer.size());
+  for (size_t i = 0; i < a.optimizer.size(); ++i) {
+    ASSERT_EQ(a.optimizer[i].first, b.optimizer[i].first);
+    EXPECT_TRUE(a.optimizer[i].second.equal(b.optimizer[i].second)) << a.optimizer[i].first;
+  }
 }
 
 TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {

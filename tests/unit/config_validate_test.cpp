@@ -233,7 +233,7 @@ TEST(ConfigValidate, ResolvedConfigMakesEveryDefaultExplicitAndRoundTrips) {
   EXPECT_EQ(r.at("data").as_table().at("batch_size"), Value(128));
   EXPECT_EQ(r.at("data").as_table().at("size"), Value(16));  // dataset option default
   EXPECT_EQ(r.at("model").as_table().at("width"), Value(8));
-  EXPECT_EQ(r.at("distributed").as_table().at("backend"), Value("gloo"));
+  EXPECT_EQ(r.at("distributed").as_table().at("backend"), Value("auto"));
   EXPECT_EQ(r.at("trick"), Value(qsdk::List{}));
   EXPECT_EQ(r.at("plugins").as_table().at("path"), Value(qsdk::List{dir.path() + "/plugins"}));
   EXPECT_EQ(r.count("scheduler"), 0u);  // optional component sections stay absent

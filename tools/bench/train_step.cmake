@@ -8,3 +8,13 @@ endif()
 if(TARGET qplug_lsq)
   add_dependencies(train_step qplug_lsq)
 endif()
+
+# (schedule) The distillation step-time benchmark (plain vs trick/kd step, FP and
+# LSQ 2/2 students). Run: QTOOL_PLUGIN_PATH=<build>/plugins <build>/kd_step
+add_executable(kd_step ${CMAKE_CURRENT_LIST_DIR}/kd_step.cpp)
+target_link_libraries(kd_step PRIVATE qhost_core)
+foreach(_kd_step_plugin qplug_resnet qplug_lsq qplug_kd)
+  if(TARGET ${_kd_step_plugin})
+    add_dependencies(kd_step ${_kd_step_plugin})
+  endif()
+endforeach()

@@ -50,7 +50,22 @@ class KnowledgeDistillation : public qsdk::Trick {
       throw qsdk::Error(qsdk::ErrorCategory::runtime, "trick/kd", "this host cannot load teacher models");
     std::filesystem::path ckpt(options_.checkpoint);
     if (ckpt.is_relative() && !context.config_dir.empty()) ckpt = std::filesystem::path(context.config_dir) / ckpt;
-    teacher_ = context.load_model(options_.teacher, ckpt.string());
+    // The host's loader reports a missing or foreign file; say what the file is for
+    // and how its path was resolved.
+    try {
+      teacher_ = context.load_model(options_.teacher, ckpt.string());
+    } catch (const qsdk::Error& e) {
+      if (e.category() != qsdk::ErrorCategory::checkpoint) throw;
+      std::error_code ec;
+      const bool missing = !std::filesystem::exists(ckpt, ec);
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, e.place(),
+                        "teacher checkpoint (checkpoint = \"" + options_.checkpoint + "\"" +
+                            (ckpt.string() != options_.checkpoint ? ", relative to the experiment file's folder" : "") +
+                            "): " + e.message(),
+                        missing ? "train the full-precision teacher first (qhost run <fp experiment>) and point the "
+                                  "kd [[trick]]'s checkpoint at its best.h5"
+                                : e.hint());
+    }
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
   }
