@@ -10,6 +10,7 @@
 //
 //   kd_step [--threads 2] [--steps 10] [--only cifar|fmnist] [--fp-only]
 //   (plugins from $QTOOL_PLUGIN_PATH: resnet and kd, lsq for the LSQ student)
+#include "allocator.hpp"
 #include "checkpoint.hpp"
 #include "layer_factory.hpp"
 #include "logging.hpp"
@@ -121,6 +122,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qhost::tune_allocator();  // as qhost does
   int threads = 2, steps = 10;
   bool quant = true;
   std::string only;

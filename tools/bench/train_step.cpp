@@ -6,6 +6,7 @@
 //   train_step [--threads 2] [--steps 10] [--only r20|r18] [--no-quant] [--profile PREFIX]
 //   (--profile writes PREFIX_<case>_{fp,lsq}.json: chrome traces of two more steps)
 //   (plugins from $QTOOL_PLUGIN_PATH; the quantized variants need plugin lsq)
+#include "allocator.hpp"
 #include "layer_factory.hpp"
 #include "logging.hpp"
 #include "optimizer.hpp"
@@ -99,6 +100,7 @@ void profile(Runner& r, const std::string& file, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qhost::tune_allocator();  // as qhost does
   int threads = 2, steps = 10;
   bool quant = true;
   std::string only, profile_prefix;
