@@ -3,6 +3,7 @@
 #include "checkpoint.hpp"
 #include "dist_env.hpp"
 #include "launcher.hpp"
+#include "run_qhost.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -48,7 +49,16 @@ Result run_shell(const std::string& line) {
 }
 
 Result run_qhost(const std::string& args, const std::string& env = "") {
-  return run_shell(env + " " + QHOST_EXE + " " + args);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = qtool_test::run_qhost(QHOST_EXE, DP_WORK, args, env);
+  return {r.code, r.output, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+// torchrun's variables for `rank` of a 2-rank job on loopback, plus `extra` assignments.
+std::string torchrun_env(int rank, int port, const std::string& extra = "") {
+  return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+         " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+         (extra.empty() ? "" : " " + extra);
 }
 
 std::string config(const std::string& name) { return std::string(DP_DIR) + "/" + name; }
@@ -177,10 +187,7 @@ TEST(Distributed, KilledRankEndsTheJobAndResumeContinues) {
 
 TEST(Distributed, TorchrunEnvironmentLaunchesAndADeadPeerIsNamed) {
   const int port = free_local_port();
-  auto env = [&](int rank) {
-    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-           " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port);
-  };
+  auto env = [&](int rank) { return torchrun_env(rank, port); };
   const auto dir = fresh_dir("env");
   const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
   // Two processes started by hand, as torchrun would.
@@ -193,11 +200,7 @@ TEST(Distributed, TorchrunEnvironmentLaunchesAndADeadPeerIsNamed) {
 
   // Rank 1 dies at step 2: rank 0 stops with an error naming it, well within the timeout.
   const int port2 = free_local_port();
-  auto env2 = [&](int rank) {
-    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-           " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port2) +
-           " QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2";
-  };
+  auto env2 = [&](int rank) { return torchrun_env(rank, port2, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2"); };
   const auto dir2 = fresh_dir("env_kill");
   const std::string args2 = " run " + config("dp.toml") + " --out " + dir2 + " --set data.batch_size=32";
   auto k = run_shell(env2(1) + " " + QHOST_EXE + args2 + " > /dev/null 2>&1 & " + env2(0) + " " + QHOST_EXE + args2 +
@@ -243,9 +246,7 @@ TEST(Distributed, AHungRankIsNamedWithinTheTimeout) {
   // must give up after timeout_s = 5 (not hang), naming rank 1.
   const int port = free_local_port();
   auto env = [&](int rank) {
-    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-           " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
-           " QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2 QTOOL_TEST_KILL_SIGNAL=19";
+    return torchrun_env(rank, port, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2 QTOOL_TEST_KILL_SIGNAL=19");
   };
   const auto dir = fresh_dir("hang");
   const std::string args = " run " + config("dp.toml") + " --out " + dir +
