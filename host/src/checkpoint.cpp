@@ -494,10 +494,24 @@ std::string InitReport::summary() const {
   o << "initialised " << matched.size() << " tensors (" << reshaped.size() << " reshaped); " << missing.size()
     << " missing (keep their init); " << mismatched.size() << " with another shape (keep their init); "
     << unused.size() << " unused";
+  // A long list (e.g. every quantizer's state when an FP checkpoint initialises
+  // a quantized model) is summarised by the names' last component.
   auto list = [&o](const char* what, const std::vector<std::string>& names) {
     if (names.empty()) return;
     o << "\n  " << what << ":";
-    for (const auto& n : names) o << " " << n;
+    constexpr size_t kListAll = 12;
+    if (names.size() <= kListAll) {
+      for (const auto& n : names) o << " " << n;
+      return;
+    }
+    std::map<std::string, size_t> by_leaf;
+    for (const auto& n : names) ++by_leaf[n.substr(n.rfind('.') + 1)];
+    const char* sep = " ";
+    for (const auto& [leaf, count] : by_leaf) {
+      o << sep << count << " x *." << leaf;
+      sep = ", ";
+    }
+    o << " (first: " << names.front() << ")";
   };
   list("missing", missing);
   list("shape mismatch", mismatched);

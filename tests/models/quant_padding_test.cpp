@@ -1,5 +1,6 @@
 // Quantized convolutions that pad before quantizing: with a quantizer that
-// declares qsdk::ZeroPaddingAware (LSQ on [0, s]) the convolution pads by
+// declares qsdk::ZeroPaddingAware (LSQ on [0, s], DoReFa, PACT with alpha > 0)
+// the convolution pads by
 // itself; values and gradients must equal the explicit pad-then-quantize path.
 #include <torch/torch.h>
 
@@ -11,6 +12,9 @@
 #include <qsdk/quantizer.hpp>
 #include <qsdk/registrar.hpp>
 
+#include <map>
+#include <string>
+#include <utility>
 #include <variant>
 
 namespace {
@@ -18,13 +22,14 @@ namespace {
 using qsdk::LayerRole;
 using qsdk::Table;
 
-qhost::QuantizerMaker lsq_maker() {
-  static qtest::TestRegistrar* registrar = [] {
-    auto* r = new qtest::TestRegistrar();
-    qtest::load_plugin("lsq", *r);
-    return r;
-  }();
-  const auto& spec = registrar->get("lsq");
+qhost::QuantizerMaker maker(const std::string& plugin) {
+  static std::map<std::string, qtest::TestRegistrar*> registrars;
+  auto& registrar = registrars[plugin];
+  if (!registrar) {
+    registrar = new qtest::TestRegistrar();
+    qtest::load_plugin(plugin, *registrar);
+  }
+  const auto& spec = registrar->get(plugin);
   const auto factory = std::get<qsdk::QuantizerFactory>(spec.factory);
   return [factory](const Table& t, const qsdk::QuantizerContext& ctx) { return factory(t, ctx); };
 }
@@ -63,13 +68,15 @@ void expect_same(const Result& a, const Result& b) {
   EXPECT_TRUE(torch::equal(a.y, b.y));
   EXPECT_TRUE(torch::equal(a.gx, b.gx));
   EXPECT_TRUE(torch::allclose(a.gw, b.gw, 1e-6, 1e-6));
-  EXPECT_TRUE(torch::allclose(a.gclip_a, b.gclip_a, 1e-5, 1e-6)) << a.gclip_a << " vs " << b.gclip_a;
-  EXPECT_TRUE(torch::allclose(a.gclip_w, b.gclip_w, 1e-5, 1e-6));
+  for (const auto& [ga, gb] : {std::pair(a.gclip_a, b.gclip_a), std::pair(a.gclip_w, b.gclip_w)}) {
+    ASSERT_EQ(ga.defined(), gb.defined());
+    if (ga.defined()) EXPECT_TRUE(torch::allclose(ga, gb, 1e-5, 1e-6)) << ga << " vs " << gb;
+  }
 }
 
-std::shared_ptr<qhost::QuantConv2dImpl> make_conv(const Table& activation) {
-  qhost::LayerFactory f(Table{{"weight", Table{{"type", "lsq"}, {"bits", 2}}}, {"activation", activation}},
-                        lsq_maker(), 4, 12);
+std::shared_ptr<qhost::QuantConv2dImpl> make_conv(const Table& activation, const std::string& plugin = "lsq") {
+  qhost::LayerFactory f(Table{{"weight", Table{{"type", plugin}, {"bits", 2}}}, {"activation", activation}},
+                        maker(plugin), 4, 12);
   auto layer = f.conv2d("c", LayerRole::body, torch::nn::Conv2dOptions(3, 5, 3).padding(1).bias(false));
   auto conv = std::dynamic_pointer_cast<qhost::QuantConv2dImpl>(layer);
   EXPECT_TRUE(conv);
@@ -87,6 +94,39 @@ TEST(QuantPadding, LsqUnsignedActivationCommutesWithZeroPadding) {
   auto x = torch::randn({4, 3, 12, 12}) * 1.2;
   auto g = torch::randn({4, 5, 12, 12});
   expect_same(run(*conv, x, g, false), run(*conv, x, g, true));
+}
+
+TEST(QuantPadding, DorefaAndPactActivationsCommuteWithZeroPadding) {
+  torch::manual_seed(5);
+  for (const std::string plugin : {"dorefa", "pact"}) {
+    SCOPED_TRACE(plugin);
+    auto conv = make_conv(Table{{"type", plugin}, {"bits", 2}, {"boundary", 1.5}}, plugin);
+    ASSERT_TRUE(conv);
+    const auto* traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(conv->quantizers().activation.get());
+    ASSERT_NE(traits, nullptr);
+    EXPECT_TRUE(traits->commutes_with_zero_padding());
+    const auto* weight_traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(conv->quantizers().weight.get());
+    ASSERT_NE(weight_traits, nullptr);
+    EXPECT_FALSE(weight_traits->commutes_with_zero_padding());
+    // Some inputs beyond the clip, so that PACT's alpha gradient is not zero.
+    auto x = torch::randn({4, 3, 12, 12}) * 1.2;
+    auto g = torch::randn({4, 5, 12, 12});
+    expect_same(run(*conv, x, g, false), run(*conv, x, g, true));
+  }
+}
+
+TEST(QuantPadding, PactNonPositiveAlphaKeepsTheExplicitPad) {
+  // With alpha <= 0, clamp(0, 0, alpha) is alpha, not 0.
+  auto conv = make_conv(Table{{"type", "pact"}, {"bits", 2}}, "pact");
+  ASSERT_TRUE(conv);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : conv->quantizers().activation->named_parameters(false))
+      if (p.key() == "clip_val") p.value().fill_(-0.5);
+  }
+  const auto* traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(conv->quantizers().activation.get());
+  ASSERT_NE(traits, nullptr);
+  EXPECT_FALSE(traits->commutes_with_zero_padding());
 }
 
 TEST(QuantPadding, SignedOrSteScaleActivationsKeepTheExplicitPad) {

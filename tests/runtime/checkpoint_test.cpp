@@ -226,6 +226,21 @@ TEST(Checkpoint, LenientInitReportsMatchedMissingUnused) {
   EXPECT_FLOAT_EQ(q->conv->clip.item<float>(), 2.5f);
 }
 
+TEST(Checkpoint, InitSummaryGroupsLongListsByLeafName) {
+  InitReport r;
+  for (int i = 0; i < 20; ++i) {
+    r.missing.push_back("layer" + std::to_string(i) + ".quant_weight.clip_val");
+    r.missing.push_back("layer" + std::to_string(i) + ".quant_weight.iteration");
+  }
+  r.unused = {"fc.weight"};
+  const std::string s = r.summary();
+  EXPECT_NE(s.find("missing: 20 x *.clip_val, 20 x *.iteration (first: layer0.quant_weight.clip_val)"),
+            std::string::npos)
+      << s;
+  EXPECT_EQ(s.find("layer7."), std::string::npos) << s;
+  EXPECT_NE(s.find("unused: fc.weight"), std::string::npos) << s;
+}
+
 TEST(CheckpointDeathTest, CrashDuringSaveKeepsThePreviousCheckpoint) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const auto dir = temp_dir("crash", true);

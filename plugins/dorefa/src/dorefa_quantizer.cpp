@@ -29,7 +29,7 @@ struct DorefaOptions : qc::CommonOptions {
 };
 
 /// DoReFa fake quantizer; no learnable parameters (besides optional gamma).
-class DorefaQuantizerImpl : public qc::QuantizerBase {
+class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
  public:
   DorefaQuantizerImpl(const DorefaOptions& o, const qsdk::QuantizerContext& ctx)
       : QuantizerBase(o, ctx), binarize_(o.binarize) {
@@ -52,6 +52,12 @@ class DorefaQuantizerImpl : public qc::QuantizerBase {
       y = qc::dorefa_weight(xn.contiguous(), common_.boundary, n);
     }
     return apply_gamma(y);
+  }
+
+  /// Activations: clamp(0, 0, c) rounds to 0 for any positive clip, and
+  /// nothing learnable or counted depends on the input.
+  bool commutes_with_zero_padding() const override {
+    return setup_.target == qsdk::QuantTarget::activation && common_.boundary > 0;
   }
 
   torch::Tensor levels() const override {

@@ -24,7 +24,7 @@ struct PactOptions : qc::CommonOptions {
 };
 
 /// PACT fake quantizer; activations own the learnable `clip_val` (alpha, shape [1]).
-class PactQuantizerImpl : public qc::QuantizerBase {
+class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
  public:
   PactQuantizerImpl(const PactOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
     require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "pact");
@@ -46,6 +46,13 @@ class PactQuantizerImpl : public qc::QuantizerBase {
     const int64_t n = setup_.levels - 1;
     if (setup_.target == qsdk::QuantTarget::activation) return qc::pact_activation(xn.contiguous(), clip_val_, n);
     return apply_gamma(qc::dorefa_weight(xn.contiguous(), common_.boundary, n));
+  }
+
+  /// With alpha > 0, 0 stays 0 and adds nothing to alpha's gradient (only
+  /// inputs >= alpha do), and the warm-up's max |x| does not see zeros.
+  bool commutes_with_zero_padding() const override {
+    if (setup_.target != qsdk::QuantTarget::activation) return false;
+    return clip_val_.detach().gt(0).all().item<bool>();
   }
 
   torch::Tensor levels() const override {
