@@ -172,6 +172,7 @@ RunSummary summarize_run(const std::string& dir) {
   if (!order.empty()) flags.push_back(order);
   if (bool_of(quant, "real_skip")) flags.push_back("real_skip");
   if (bool_of(quant, "padding_after_quant")) flags.push_back("padding_after_quant");
+  if (wq && str_or(*wq, "adaptive") == "var-mean") flags.push_back("wt_var-mean");
   auto tricks = root.find("trick");
   if (tricks != root.end() && tricks->second.type() == Value::Type::list)
     for (const auto& t : tricks->second.as_list())

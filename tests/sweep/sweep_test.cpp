@@ -382,8 +382,8 @@ TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
   EXPECT_NE(rep.output.find("Dataset | Method | Model | A/W | Top-1 | Flags | Config"), std::string::npos);
   EXPECT_EQ(count(rep.output, "synthetic | A:LSQ W:Dorefa-Net | ResNet-20 | 2/2 | "), 2u) << rep.output;
   EXPECT_EQ(count(rep.output, "synthetic | LSQ | ResNet-20 | 2/2 | "), 2u) << rep.output;
-  EXPECT_EQ(count(rep.output, " | bacs,real_skip,ep1 | "), 2u) << rep.output;
-  EXPECT_EQ(count(rep.output, " | cbsa,real_skip,ep1 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | bacs,real_skip,wt_var-mean,ep1 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | cbsa,real_skip,wt_var-mean,ep1 | "), 2u) << rep.output;
   EXPECT_NE(rep.output.find(points[3] + "/resolved.toml"), std::string::npos) << rep.output;
   const std::regex top1_row("\\| 2/2 \\| [0-9]+\\.[0-9]{2} \\|");
   EXPECT_EQ(std::distance(std::sregex_iterator(rep.output.begin(), rep.output.end(), top1_row), std::sregex_iterator()),
