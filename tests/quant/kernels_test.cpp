@@ -3,6 +3,9 @@
 #include <quant_common/options.hpp>
 
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <cmath>
+#include <string>
 #include <torch/torch.h>
 
 namespace qc = qplug_quant_common;
@@ -162,6 +165,44 @@ TEST(QuantKernels, LsqWorkedExamples) {
   torch::Tensor yf = qc::lsq_quantize(xf, clip, a);
   torch::Tensor ef = torch::tensor({-1.f, -1.f / 3.f, 1.f / 3.f, 1.f / 3.f, 1.f / 3.f, 1.f}).reshape({1, 6});
   EXPECT_TRUE(torch::allclose(yf, ef, 0, 1e-6)) << yf;
+}
+
+TEST(QuantKernels, LsqFusedIsBitIdenticalToTheElementFormula) {
+  // The fused loops may multiply by 1/n instead of dividing by n where that is
+  // exact for every level index; outputs and input gradients must still equal
+  // the spec's formula evaluated with divisions, element by element, for level
+  // counts where the shortcut applies (n = 1, 2, 3, 5) and where it does not (6, 7, 15).
+  torch::manual_seed(7);
+  const torch::Tensor x = torch::randn({2, 3, 40, 41}) * 0.9 + 0.2;
+  const torch::Tensor g = torch::randn(x.sizes());
+  const float step = 0.731f;
+  for (bool half : {true, false}) {
+    for (double n : {1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 15.0}) {
+      SCOPED_TRACE(std::string(half ? "half" : "full") + " n=" + std::to_string(n));
+      qc::LsqArgs a;
+      a.n = n;
+      a.half_range = half;
+      a.layout = qc::GroupLayout::whole(x.numel());
+      torch::Tensor xr = x.clone().requires_grad_(true);
+      torch::Tensor clip = torch::full({1}, step, torch::requires_grad());
+      torch::Tensor y = qc::lsq_quantize(xr, clip, a);
+      y.backward(g);
+      const float nf = static_cast<float>(n);
+      torch::Tensor ey = torch::empty_like(x), egx = torch::empty_like(x);
+      const float* xp = x.data_ptr<float>();
+      const float* gp = g.data_ptr<float>();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float u = xp[i] / step;
+        const float lo = half ? 0.f : -1.f;
+        const float c = std::min(std::max(u, lo), 1.f);
+        const float q = half ? std::nearbyint(c * nf) / nf : std::nearbyint(((c + 1.f) / 2.f) * nf) / nf;
+        ey.data_ptr<float>()[i] = (half ? q : 2.f * q - 1.f) * step;
+        egx.data_ptr<float>()[i] = (u >= lo && u <= 1.f) ? gp[i] : 0.f;
+      }
+      EXPECT_TRUE(torch::equal(y.detach(), ey)) << (y.detach() - ey).abs().max();
+      EXPECT_TRUE(torch::equal(xr.grad(), egx));
+    }
+  }
 }
 
 TEST(QuantKernels, DorefaAndNonUniformWorkedExamples) {

@@ -113,6 +113,20 @@ inline float round_even(float v) {
   return (v + kMagic) - kMagic;
 }
 
+/// 1 / d when multiplying by it gives exactly k / d for every integer k in
+/// [0, kmax], else 0. A kernel that divides a rounded level index by a level
+/// count may then multiply instead, bit-identically: a division costs several
+/// times a multiplication, and the LSQ loops are bound by their divisions.
+inline float exact_reciprocal(float d, int64_t kmax) {
+  if (!(d > 0.f) || !std::isfinite(d) || kmax < 0 || kmax > 65536) return 0.f;
+  const float r = 1.f / d;
+  for (int64_t k = 0; k <= kmax; ++k) {
+    const float kf = static_cast<float>(k);
+    if (kf * r != kf / d) return 0.f;
+  }
+  return r;
+}
+
 /// Float copy of a small parameter tensor (one value per group).
 inline std::vector<float> small_values(const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();

@@ -43,22 +43,29 @@ std::vector<float> step_values(const std::vector<float>& clip, double f) {
 // fast on 8 lanes). Both give bit-identical results: the same IEEE operations
 // per element and the same eight float accumulation lanes as detail::lane_sums.
 
+/// Level index k (an integer-valued float in [0, ceil(nf)]) divided by nf:
+/// times rn when detail::exact_reciprocal vouched for it, else divided.
+template <bool Recip>
+QC_ALWAYS_INLINE inline float level_value(float k, float nf, float rn) {
+  return Recip ? k * rn : k / nf;
+}
+
 /// Quantizes [b, e) with step sg; returns how many elements lie inside the
 /// clamp range when Count (STE-scale needs it).
-template <bool Half, bool Count>
+template <bool Half, bool Count, bool Recip>
 QC_ALWAYS_INLINE inline int64_t forward_run(const float* __restrict xp, float* __restrict yp, int64_t b, int64_t e,
-                                            float sg, float nf) {
+                                            float sg, float nf, float rn) {
   int64_t count = 0;
   for (int64_t i = b; i < e; ++i) {
     const float u = xp[i] / sg;
     if (Half) {
       if (Count) count += (u >= 0.f && u <= 1.f);
       const float c = std::min(std::max(u, 0.f), 1.f);
-      yp[i] = (detail::round_even(c * nf) / nf) * sg;
+      yp[i] = level_value<Recip>(detail::round_even(c * nf), nf, rn) * sg;
     } else {
       if (Count) count += (u >= -1.f && u <= 1.f);
       const float c = std::min(std::max(u, -1.f), 1.f);
-      const float q = detail::round_even(((c + 1.f) / 2.f) * nf) / nf;
+      const float q = level_value<Recip>(detail::round_even(((c + 1.f) / 2.f) * nf), nf, rn);
       yp[i] = (2.f * q - 1.f) * sg;
     }
   }
@@ -66,28 +73,30 @@ QC_ALWAYS_INLINE inline int64_t forward_run(const float* __restrict xp, float* _
 }
 
 /// Gradient of x over [b, e) and the run's clip-gradient sum (added to *out).
-template <bool Half>
+template <bool Half, bool Recip>
 QC_ALWAYS_INLINE inline float backward_element(const float* __restrict xp, const float* __restrict gp,
-                                               float* __restrict gxp, int64_t i, float sg, float nf, float k) {
+                                               float* __restrict gxp, int64_t i, float sg, float nf, float rn,
+                                               float k) {
   const float u = xp[i] / sg;
   float ds;
   bool in;
+  // Outside the range the level value is not used, so its index may exceed ceil(nf) there.
   if (Half) {
     in = u >= 0.f && u <= 1.f;
-    ds = in ? detail::round_even(u * nf) / nf - k * u : (u > 1.f ? 1.f : 0.f);
+    ds = in ? level_value<Recip>(detail::round_even(u * nf), nf, rn) - k * u : (u > 1.f ? 1.f : 0.f);
   } else {
     in = u >= -1.f && u <= 1.f;
-    const float q = detail::round_even(((u + 1.f) / 2.f) * nf) / nf;
+    const float q = level_value<Recip>(detail::round_even(((u + 1.f) / 2.f) * nf), nf, rn);
     ds = in ? (2.f * q - 1.f) - k * u : (u > 1.f ? 1.f : -1.f);
   }
   gxp[i] = in ? gp[i] * k : 0.f;
   return gp[i] * ds;
 }
 
-template <bool Half>
+template <bool Half, bool Recip>
 QC_ALWAYS_INLINE inline void backward_run(const float* __restrict xp, const float* __restrict gp,
-                                          float* __restrict gxp, int64_t b, int64_t e, float sg, float nf, float k,
-                                          double* out) {
+                                          float* __restrict gxp, int64_t b, int64_t e, float sg, float nf, float rn,
+                                          float k, double* out) {
   // Eight float lanes exactly as detail::lane_sums<1>: element b + 8q + j goes
   // to lane j, the tail to lane 0. The terms are first written to a small
   // buffer so that both loops vectorise (the element loop by the loop
@@ -99,7 +108,7 @@ QC_ALWAYS_INLINE inline void backward_run(const float* __restrict xp, const floa
   int64_t i = b;
   while (e - i >= kLanes) {
     const int64_t m = std::min<int64_t>(kBlock, (e - i) / kLanes * kLanes);
-    for (int64_t t = 0; t < m; ++t) c[t] = backward_element<Half>(xp, gp, gxp, i + t, sg, nf, k);
+    for (int64_t t = 0; t < m; ++t) c[t] = backward_element<Half, Recip>(xp, gp, gxp, i + t, sg, nf, rn, k);
     for (int64_t t = 0; t < m; t += kLanes) {
       Lanes v;
       std::memcpy(&v, c + t, sizeof(v));
@@ -107,46 +116,66 @@ QC_ALWAYS_INLINE inline void backward_run(const float* __restrict xp, const floa
     }
     i += m;
   }
-  for (; i < e; ++i) acc[0] += backward_element<Half>(xp, gp, gxp, i, sg, nf, k);
+  for (; i < e; ++i) acc[0] += backward_element<Half, Recip>(xp, gp, gxp, i, sg, nf, rn, k);
   for (int j = 0; j < kLanes; ++j) *out += static_cast<double>(acc[j]);
 }
 
-template <bool Half, bool Count>
-int64_t forward_run_base(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf) {
-  return forward_run<Half, Count>(xp, yp, b, e, sg, nf);
+template <bool Half, bool Count, bool Recip>
+int64_t forward_run_base(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf, float rn) {
+  return forward_run<Half, Count, Recip>(xp, yp, b, e, sg, nf, rn);
 }
-template <bool Half>
+template <bool Half, bool Recip>
 void backward_run_base(const float* xp, const float* gp, float* gxp, int64_t b, int64_t e, float sg, float nf,
-                       float k, double* out) {
-  backward_run<Half>(xp, gp, gxp, b, e, sg, nf, k, out);
+                       float rn, float k, double* out) {
+  backward_run<Half, Recip>(xp, gp, gxp, b, e, sg, nf, rn, k, out);
 }
 #if QC_HAVE_AVX2_DISPATCH
-template <bool Half, bool Count>
-QC_TARGET_AVX2 int64_t forward_run_avx2(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf) {
-  return forward_run<Half, Count>(xp, yp, b, e, sg, nf);
+template <bool Half, bool Count, bool Recip>
+QC_TARGET_AVX2 int64_t forward_run_avx2(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf,
+                                        float rn) {
+  return forward_run<Half, Count, Recip>(xp, yp, b, e, sg, nf, rn);
 }
-template <bool Half>
+template <bool Half, bool Recip>
 QC_TARGET_AVX2 void backward_run_avx2(const float* xp, const float* gp, float* gxp, int64_t b, int64_t e, float sg,
-                                      float nf, float k, double* out) {
-  backward_run<Half>(xp, gp, gxp, b, e, sg, nf, k, out);
+                                      float nf, float rn, float k, double* out) {
+  backward_run<Half, Recip>(xp, gp, gxp, b, e, sg, nf, rn, k, out);
 }
 #endif
 
-template <bool Half, bool Count>
-int64_t forward_dispatch(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf) {
+template <bool Half, bool Count, bool Recip>
+int64_t forward_dispatch(const float* xp, float* yp, int64_t b, int64_t e, float sg, float nf, float rn) {
 #if QC_HAVE_AVX2_DISPATCH
-  if (detail::cpu_has_avx2()) return forward_run_avx2<Half, Count>(xp, yp, b, e, sg, nf);
+  if (detail::cpu_has_avx2()) return forward_run_avx2<Half, Count, Recip>(xp, yp, b, e, sg, nf, rn);
 #endif
-  return forward_run_base<Half, Count>(xp, yp, b, e, sg, nf);
+  return forward_run_base<Half, Count, Recip>(xp, yp, b, e, sg, nf, rn);
 }
-template <bool Half>
+template <bool Half, bool Recip>
 void backward_dispatch(const float* xp, const float* gp, float* gxp, int64_t b, int64_t e, float sg, float nf,
-                       float k, double* out) {
+                       float rn, float k, double* out) {
 #if QC_HAVE_AVX2_DISPATCH
-  if (detail::cpu_has_avx2()) return backward_run_avx2<Half>(xp, gp, gxp, b, e, sg, nf, k, out);
+  if (detail::cpu_has_avx2()) return backward_run_avx2<Half, Recip>(xp, gp, gxp, b, e, sg, nf, rn, k, out);
 #endif
-  backward_run_base<Half>(xp, gp, gxp, b, e, sg, nf, k, out);
+  backward_run_base<Half, Recip>(xp, gp, gxp, b, e, sg, nf, rn, k, out);
 }
+
+using ForwardRun = int64_t (*)(const float*, float*, int64_t, int64_t, float, float, float);
+using BackwardRun = void (*)(const float*, const float*, float*, int64_t, int64_t, float, float, float, float, double*);
+
+template <bool Half, bool Count>
+ForwardRun pick_forward(bool recip) {
+  return recip ? &forward_dispatch<Half, Count, true> : &forward_dispatch<Half, Count, false>;
+}
+ForwardRun pick_forward(bool half, bool count, bool recip) {
+  return half ? (count ? pick_forward<true, true>(recip) : pick_forward<true, false>(recip))
+              : (count ? pick_forward<false, true>(recip) : pick_forward<false, false>(recip));
+}
+BackwardRun pick_backward(bool half, bool recip) {
+  return half ? (recip ? &backward_dispatch<true, true> : &backward_dispatch<true, false>)
+              : (recip ? &backward_dispatch<false, true> : &backward_dispatch<false, false>);
+}
+
+/// The reciprocal of nf for level_value, or 0 to divide.
+float level_reciprocal(float nf) { return detail::exact_reciprocal(nf, static_cast<int64_t>(std::ceil(nf))); }
 
 class LsqFunction : public torch::autograd::Function<LsqFunction> {
  public:
@@ -161,11 +190,12 @@ class LsqFunction : public torch::autograd::Function<LsqFunction> {
     const float nf = static_cast<float>(n);
     const int64_t numel = x.numel();
     // One pass: quantize and, for STE-scale, count the elements inside the clamp range.
-    auto run = half_range ? (ste_scale ? &forward_dispatch<true, true> : &forward_dispatch<true, false>)
-                          : (ste_scale ? &forward_dispatch<false, true> : &forward_dispatch<false, false>);
+    const float rn = level_reciprocal(nf);
+    const ForwardRun run = pick_forward(half_range, ste_scale, rn != 0.f);
     std::vector<double> inside = detail::chunked_sums(numel, 1, [&](int64_t b, int64_t e, double* acc) {
       int64_t count = 0;
-      detail::for_each_run(b, e, l, [&](int64_t rb, int64_t re, int64_t g) { count += run(xp, yp, rb, re, s[g], nf); });
+      detail::for_each_run(b, e, l,
+                           [&](int64_t rb, int64_t re, int64_t g) { count += run(xp, yp, rb, re, s[g], nf, rn); });
       acc[0] += static_cast<double>(count);
     });
     double k = 1.0;
@@ -195,10 +225,11 @@ class LsqFunction : public torch::autograd::Function<LsqFunction> {
     const float* __restrict xp = x.data_ptr<float>();
     const float* __restrict gp = g.data_ptr<float>();
     float* __restrict gxp = gx.data_ptr<float>();
-    auto run = half ? &backward_dispatch<true> : &backward_dispatch<false>;
+    const float rn = level_reciprocal(nf);
+    const BackwardRun run = pick_backward(half, rn != 0.f);
     std::vector<double> sums = detail::chunked_sums(x.numel(), l.groups, [&](int64_t b, int64_t e, double* acc) {
       detail::for_each_run(b, e, l, [&](int64_t rb, int64_t re, int64_t grp) {
-        run(xp, gp, gxp, rb, re, s[grp], nf, k, acc + grp);
+        run(xp, gp, gxp, rb, re, s[grp], nf, rn, k, acc + grp);
       });
     });
     std::vector<float> gc(cv.size());
