@@ -12,3 +12,18 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
     set(QTOOL_TORCH_CUDA 1)
   endif()
 endif()
+
+# ATen's at::parallel_for is an inline template whose OpenMP pragma only takes
+# effect in code compiled with -fopenmp: without it every parallel_for in qtool
+# and its plugins (the quantizer kernels above all) silently runs on one thread.
+# qtool::sdk therefore carries OpenMP when LibTorch's parallel backend is OpenMP.
+set(QTOOL_TORCH_OPENMP OFF)
+foreach(_qtool_inc IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${_qtool_inc}/ATen/Config.h")
+    file(STRINGS "${_qtool_inc}/ATen/Config.h" _qtool_omp REGEX "^#define AT_PARALLEL_OPENMP 1")
+    if(_qtool_omp)
+      set(QTOOL_TORCH_OPENMP ON)
+    endif()
+    break()
+  endif()
+endforeach()

@@ -6,6 +6,7 @@
 #include "checkpoint.hpp"
 #include "communicator.hpp"
 #include "config.hpp"
+#include "cpu_math.hpp"
 #include "data_loader.hpp"
 #include "dist_env.hpp"
 #include "launcher.hpp"
@@ -258,6 +259,7 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   }
 
   set_threads(exp.threads, dist.local_world_size);
+  set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
   const std::string device = check_device(exp.device);
 
@@ -329,6 +331,7 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   config.validate(registry, loader);
   const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   set_threads(exp.threads);
+  set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
   Built b = build(config, registry, false, false);
   auto data = read_checkpoint(options.checkpoint);

@@ -10,7 +10,9 @@ qsdk::Schema<ExperimentOptions> ExperimentOptions::schema() {
       .field("out_dir", &O::out_dir, "folder that holds the run folder <out_dir>/<name>")
       .field("threads", &O::threads, "intra-op CPU threads, 0 = all cores").at_least(0)
       .field("device", &O::device, "where to train").one_of({"cpu", "cuda"})
-      .field("log_every", &O::log_every, "log a progress line every N steps").at_least(1);
+      .field("log_every", &O::log_every, "log a progress line every N steps").at_least(1)
+      .field("flush_denormal", &O::flush_denormal,
+             "CPU: flush denormal floats to zero (FTZ/DAZ); denormal gradients slow x86 arithmetic many times over");
 }
 
 qsdk::Schema<PluginsOptions> PluginsOptions::schema() {

@@ -23,6 +23,7 @@ struct ExperimentOptions {
   int64_t threads = 0;           ///< intra-op threads, 0 = all cores
   std::string device = "cpu";    ///< cpu | cuda
   int64_t log_every = 50;        ///< log a line every N steps
+  bool flush_denormal = true;    ///< CPU: flush denormal floats to zero (FTZ/DAZ)
   /// The schema of `[experiment]`.
   static qsdk::Schema<ExperimentOptions> schema();
 };

@@ -12,6 +12,7 @@
 //   (plugins from $QTOOL_PLUGIN_PATH: resnet and kd, lsq for the LSQ student)
 #include "allocator.hpp"
 #include "checkpoint.hpp"
+#include "cpu_math.hpp"
 #include "layer_factory.hpp"
 #include "logging.hpp"
 #include "optimizer.hpp"
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
   try {
     qhost::init_logging("warn");
     at::set_num_threads(threads);
+    qhost::set_flush_denormal(true);  // as qhost does ([experiment] flush_denormal)
     qhost::Registry registry;
     qhost::PluginLoader loader(registry);
     loader.load("resnet");

@@ -3,10 +3,12 @@
 // batch 16), full precision and with LSQ 2/2 quantizers (ratio in the same run).
 // Reference (Python QTool): ~332 ms and ~1180 ms per FP step on 2 threads.
 //
-//   train_step [--threads 2] [--steps 10] [--only r20|r18] [--no-quant] [--profile PREFIX]
+//   train_step [--threads 2] [--steps 10] [--only r20|r18] [--no-quant] [--keep-denormals] [--profile PREFIX]
+//   (denormals are flushed to zero as qhost does, unless --keep-denormals)
 //   (--profile writes PREFIX_<case>_{fp,lsq}.json: chrome traces of two more steps)
 //   (plugins from $QTOOL_PLUGIN_PATH; the quantized variants need plugin lsq)
 #include "allocator.hpp"
+#include "cpu_math.hpp"
 #include "layer_factory.hpp"
 #include "logging.hpp"
 #include "optimizer.hpp"
@@ -21,8 +23,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <sys/resource.h>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,6 +47,17 @@ qsdk::Table lsq22() {
   qsdk::Table w{{"type", "lsq"}, {"bits", 2}};
   qsdk::Table a{{"type", "lsq"}, {"bits", 2}};
   return qsdk::Table{{"weight", w}, {"activation", a}};
+}
+
+struct StepCost {
+  double wall_ms = 0, cpu_ms = 0, faults = 0;
+};
+
+/// Minor page faults of the process so far (fresh memory touched for the first time).
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
 }
 
 // One model with its optimizer and a fixed synthetic batch.
@@ -72,16 +87,20 @@ struct Runner {
     y = torch::randint(0, mctx.num_classes, {c.batch}, torch::kInt64);
   }
 
-  /// Wall and process-CPU milliseconds of one forward + backward + SGD step.
-  std::pair<double, double> step() {
+  /// Wall and process-CPU milliseconds and minor page faults of one forward + backward + SGD step.
+  StepCost step() {
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
+    const long f0 = minor_faults();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     opt->zero_grad();
     loss.backward();
     opt->step();
-    const double cpu = 1000.0 * static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-    return {std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(), cpu};
+    StepCost c;
+    c.cpu_ms = 1000.0 * static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+    c.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    c.faults = static_cast<double>(minor_faults() - f0);
+    return c;
   }
 };
 
@@ -102,7 +121,7 @@ void profile(Runner& r, const std::string& file, int steps) {
 int main(int argc, char** argv) {
   qhost::tune_allocator();  // as qhost does
   int threads = 2, steps = 10;
-  bool quant = true;
+  bool quant = true, keep_denormals = false;
   std::string only, profile_prefix;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
@@ -110,9 +129,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile_prefix = argv[++i];
     else if (!std::strcmp(argv[i], "--no-quant")) quant = false;
+    else if (!std::strcmp(argv[i], "--keep-denormals")) keep_denormals = true;
     else {
       std::fprintf(stderr,
-                   "usage: train_step [--threads N] [--steps N] [--only r20|r18] [--no-quant] [--profile PREFIX]\n");
+                   "usage: train_step [--threads N] [--steps N] [--only r20|r18] [--no-quant] [--keep-denormals]\n"
+                   "                  [--profile PREFIX]\n");
       return 1;
     }
   }
@@ -120,6 +141,7 @@ int main(int argc, char** argv) {
   try {
     qhost::init_logging("warn");
     at::set_num_threads(threads);
+    if (!keep_denormals) qhost::set_flush_denormal(true);  // as qhost does ([experiment] flush_denormal)
     qhost::Registry registry;
     qhost::PluginLoader loader(registry);
     loader.load("resnet");
@@ -147,15 +169,17 @@ int main(int argc, char** argv) {
         fp.step();
         if (q) q->step();
       }
-      std::vector<double> fp_ms, q_ms, fp_cpu, q_cpu;
+      std::vector<double> fp_ms, q_ms, fp_cpu, q_cpu, fp_faults, q_faults;
       for (int i = 0; i < steps; ++i) {
         const auto a = fp.step();
-        fp_ms.push_back(a.first);
-        fp_cpu.push_back(a.second);
+        fp_ms.push_back(a.wall_ms);
+        fp_cpu.push_back(a.cpu_ms);
+        fp_faults.push_back(a.faults);
         if (!q) continue;
         const auto b = q->step();
-        q_ms.push_back(b.first);
-        q_cpu.push_back(b.second);
+        q_ms.push_back(b.wall_ms);
+        q_cpu.push_back(b.cpu_ms);
+        q_faults.push_back(b.faults);
       }
       const double f = median(fp_ms), m = median(q_ms);
       char label[64];
@@ -166,6 +190,8 @@ int main(int argc, char** argv) {
         std::printf("%-28s %10.1f %12.1f %10.2f   (reference FP %.0f ms; CPU time %.0f / %.0f ms = %.2f)\n", label, f,
                     m, m / f, c.reference_ms, median(fp_cpu), median(q_cpu), median(q_cpu) / median(fp_cpu));
       else std::printf("%-28s %10.1f %12s %10s   (reference FP %.0f ms)\n", label, f, "-", "-", c.reference_ms);
+      std::printf("%-28s %10.0f %12.0f   (minor page faults per step, median)\n", "", median(fp_faults),
+                  q ? median(q_faults) : 0.0);
       std::fflush(stdout);
       if (!profile_prefix.empty()) {
         profile(fp, profile_prefix + "_" + c.name + "_fp.json", 2);
