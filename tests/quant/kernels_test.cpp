@@ -205,6 +205,32 @@ TEST(QuantKernels, LsqFusedIsBitIdenticalToTheElementFormula) {
   }
 }
 
+TEST(QuantKernels, DorefaAndPactActivationsAreBitIdenticalToTheElementFormula) {
+  // As for LSQ: dividing by scale = n / clip, or multiplying by its reciprocal
+  // where that is exact for every level, must give the formula's floats.
+  torch::manual_seed(8);
+  const torch::Tensor x = torch::randn({2, 3, 40, 41}) * 0.9 + 0.3;
+  for (double clip : {1.0, 0.8, 2.5}) {
+    for (int64_t n : {1, 2, 3, 7, 15}) {
+      SCOPED_TRACE("clip=" + std::to_string(clip) + " n=" + std::to_string(n));
+      const float c = static_cast<float>(clip);
+      // DoReFa: scale computed in double, then float; PACT: n / alpha in float.
+      const float dscale = static_cast<float>(static_cast<double>(n) / clip);
+      const float pscale = static_cast<float>(n) / c;
+      torch::Tensor ed = torch::empty_like(x), ep = torch::empty_like(x);
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float v = std::min(std::max(x.data_ptr<float>()[i], 0.f), c);
+        ed.data_ptr<float>()[i] = std::nearbyint(v * dscale) / dscale;
+        ep.data_ptr<float>()[i] = std::nearbyint(v * pscale) / pscale;
+      }
+      const torch::Tensor yd = qc::dorefa_activation(x, clip, n);
+      const torch::Tensor yp = qc::pact_activation(x, torch::full({1}, c), n);
+      EXPECT_TRUE(torch::equal(yd, ed)) << (yd - ed).abs().max();
+      EXPECT_TRUE(torch::equal(yp.detach(), ep)) << (yp.detach() - ep).abs().max();
+    }
+  }
+}
+
 TEST(QuantKernels, DorefaAndNonUniformWorkedExamples) {
   torch::Tensor w = torch::tensor({-0.5f, 0.f, 0.2f, 1.f});
   torch::Tensor y = qc::dorefa_weight(w, 1.0, 3);

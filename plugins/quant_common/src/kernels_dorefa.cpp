@@ -11,6 +11,34 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// clamp(x, 0, c), rounded to a level k / scale; see kernels_lsq.cpp for the
+// AVX2 twin and the exact reciprocal (here of scale = n / c).
+template <bool Recip>
+QC_ALWAYS_INLINE inline void act_run(const float* __restrict xp, float* __restrict yp, int64_t b, int64_t e, float c,
+                                     float scale, float rs) {
+  for (int64_t i = b; i < e; ++i) {
+    const float k = detail::round_even(std::min(std::max(xp[i], 0.f), c) * scale);
+    yp[i] = Recip ? k * rs : k / scale;
+  }
+}
+template <bool Recip>
+void act_run_base(const float* xp, float* yp, int64_t b, int64_t e, float c, float scale, float rs) {
+  act_run<Recip>(xp, yp, b, e, c, scale, rs);
+}
+#if QC_HAVE_AVX2_DISPATCH
+template <bool Recip>
+QC_TARGET_AVX2 void act_run_avx2(const float* xp, float* yp, int64_t b, int64_t e, float c, float scale, float rs) {
+  act_run<Recip>(xp, yp, b, e, c, scale, rs);
+}
+#endif
+void act_dispatch(const float* xp, float* yp, int64_t b, int64_t e, float c, float scale, float rs) {
+#if QC_HAVE_AVX2_DISPATCH
+  if (detail::cpu_has_avx2())
+    return rs != 0.f ? act_run_avx2<true>(xp, yp, b, e, c, scale, rs) : act_run_avx2<false>(xp, yp, b, e, c, scale, rs);
+#endif
+  rs != 0.f ? act_run_base<true>(xp, yp, b, e, c, scale, rs) : act_run_base<false>(xp, yp, b, e, c, scale, rs);
+}
+
 class DorefaActFunction : public torch::autograd::Function<DorefaActFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double clip, int64_t n) {
@@ -20,12 +48,9 @@ class DorefaActFunction : public torch::autograd::Function<DorefaActFunction> {
     at::Tensor y = at::empty_like(x);
     const float* __restrict xp = x.data_ptr<float>();
     float* __restrict yp = y.data_ptr<float>();
-    detail::parallel_elements(x.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const float v = std::min(std::max(xp[i], 0.f), c);
-        yp[i] = detail::round_even(v * scale) / scale;
-      }
-    });
+    // clamp(x, 0, c) * scale is at most about n, so its rounding at most n + 1.
+    const float rs = detail::exact_reciprocal(scale, n + 1);
+    detail::parallel_elements(x.numel(), [&](int64_t b, int64_t e) { act_dispatch(xp, yp, b, e, c, scale, rs); });
     ctx->save_for_backward({x});
     ctx->saved_data["c"] = clip;
     return y;

@@ -11,6 +11,38 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// min(max(x, 0), alpha) rounded to a level k / scale; see kernels_lsq.cpp for
+// the AVX2 twin and the exact reciprocal (here of scale = n / alpha).
+template <bool Recip>
+QC_ALWAYS_INLINE inline void forward_run(const float* __restrict xp, float* __restrict yp, int64_t b, int64_t e,
+                                         float a, float scale, float rs) {
+  for (int64_t i = b; i < e; ++i) {
+    float v = std::max(xp[i], 0.f);
+    v = v < a ? v : a;
+    const float k = detail::round_even(v * scale);
+    yp[i] = Recip ? k * rs : k / scale;
+  }
+}
+template <bool Recip>
+void forward_run_base(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale, float rs) {
+  forward_run<Recip>(xp, yp, b, e, a, scale, rs);
+}
+#if QC_HAVE_AVX2_DISPATCH
+template <bool Recip>
+QC_TARGET_AVX2 void forward_run_avx2(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale,
+                                     float rs) {
+  forward_run<Recip>(xp, yp, b, e, a, scale, rs);
+}
+#endif
+void forward_dispatch(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale, float rs) {
+#if QC_HAVE_AVX2_DISPATCH
+  if (detail::cpu_has_avx2())
+    return rs != 0.f ? forward_run_avx2<true>(xp, yp, b, e, a, scale, rs)
+                     : forward_run_avx2<false>(xp, yp, b, e, a, scale, rs);
+#endif
+  rs != 0.f ? forward_run_base<true>(xp, yp, b, e, a, scale, rs) : forward_run_base<false>(xp, yp, b, e, a, scale, rs);
+}
+
 class PactFunction : public torch::autograd::Function<PactFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& alpha, int64_t n) {
@@ -20,13 +52,9 @@ class PactFunction : public torch::autograd::Function<PactFunction> {
     at::Tensor y = at::empty_like(x);
     const float* __restrict xp = x.data_ptr<float>();
     float* __restrict yp = y.data_ptr<float>();
-    detail::parallel_elements(x.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float v = std::max(xp[i], 0.f);
-        v = v < a ? v : a;
-        yp[i] = detail::round_even(v * scale) / scale;
-      }
-    });
+    // min(max(x, 0), alpha) * scale is at most about n, so its rounding at most n + 1.
+    const float rs = detail::exact_reciprocal(scale, n + 1);
+    detail::parallel_elements(x.numel(), [&](int64_t b, int64_t e) { forward_dispatch(xp, yp, b, e, a, scale, rs); });
     ctx->save_for_backward({x, alpha});
     return y;
   }
