@@ -13,7 +13,7 @@ expects (epoch 0, empty config): a weights-only checkpoint for `[train] init_fro
   /usr/bin/python3 tools/torch2h5.py qtool_best.pth best.h5 --map torchvision-to-flexible
 
 --map torchvision-to-flexible renames torchvision ResNet names to the flexible
-`resnet` plugin's names (spec §6.14: bn1.* -> bn1.0.*, layerX.Y.convN.weight ->
+`resnet` plugin's names (docs/models.md#parameter-names: bn1.* -> bn1.0.*, layerX.Y.convN.weight ->
 layerX.Y.convN.0.weight, layerX.Y.bnN.* -> layerX.Y.bnN.0.*,
 downsample.0/1 -> skip.1/2), as used to start the flexible cbsa model from
 torchvision weights.

@@ -1,4 +1,4 @@
-// checkpoint.hpp - HDF5 checkpoints (DESIGN §5): atomic write, strict and
+// checkpoint.hpp - HDF5 checkpoints (docs/design.md#checkpoints): atomic write, strict and
 // lenient loading, with qsdk::Error(checkpoint) naming the file and the entry.
 #pragma once
 
@@ -75,7 +75,7 @@ struct InitReport {
   std::string summary() const;
 };
 
-/// The reference's lenient loader (spec §7.12): a leading `module.` is dropped,
+/// The reference's lenient loader (docs/training.md#resume-and-pretrained-loading): a leading `module.` is dropped,
 /// names present in both are copied (reshaping when the element count
 /// matches), everything else is reported.
 InitReport init_module_from(torch::nn::Module& module, const NamedTensors& state);

@@ -226,7 +226,7 @@ std::shared_ptr<qsdk::Conv2dLayerImpl> LayerFactory::conv2d(const std::string& m
   record.path = module_path;
   record.role = qsdk::to_string(role);
   record.kind = "conv2d";
-  // Spec §3.2: the weight shape passes C_in (not C_in / groups).
+  // docs/methods.md#groups-and-derived-quantities: the weight shape passes C_in (not C_in / groups).
   std::vector<int64_t> wshape{options.out_channels(), options.in_channels()};
   for (int64_t k : *options.kernel_size()) wshape.push_back(k);
   auto q = make_quantizers(module_path, role, wshape, options.in_channels(), options.out_channels(), record);

@@ -1,6 +1,6 @@
 // The host's qsdk::LayerFactory: makes every conv/linear of a model, plain or
 // quantized according to the validated `[quant]` table (docs/CONTRACTS.md,
-// spec §5.4).
+// docs/methods.md#which-layers-are-quantized).
 #pragma once
 
 #include "quant_layers.hpp"
@@ -35,7 +35,7 @@ struct QuantSlot {
 
 /// One layer the factory made (for the run log and tests).
 struct LayerRecord {
-  int64_t index = 0;     ///< creation order (the reference's layer index, spec §5.5)
+  int64_t index = 0;     ///< creation order (the reference's layer index, docs/methods.md#layer-indices)
   std::string path;      ///< module path
   std::string role;      ///< "stem", "body", "shortcut", "head"
   std::string kind;      ///< "conv2d" or "linear"

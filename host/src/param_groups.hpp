@@ -1,5 +1,5 @@
 // param_groups.hpp - the reference's per-parameter groups: weight decay rules
-// (decay_small, custom decay) and custom learning rates (spec §7.4).
+// (decay_small, custom decay) and custom learning rates (docs/training.md#parameter-groups-and-weight-decay).
 #pragma once
 
 #include <torch/nn/module.h>

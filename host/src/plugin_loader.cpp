@@ -27,7 +27,7 @@ constexpr const char* kPrefix = "libqplug_";
 constexpr const char* kSuffix = ".so";
 
 // Never destroyed, so dlclose never runs, not even from static destructors at
-// exit (see plugin-contract §9.3 step 7 and §10.5).
+// exit (see docs/plugin-contract.md#plugins-are-never-unloaded).
 std::vector<boost::dll::shared_library>& resident_libraries() {
   static auto* libraries = new std::vector<boost::dll::shared_library>;
   return *libraries;

@@ -1,5 +1,5 @@
 // policy_schedule.hpp - `[[schedule]]`: option changes at epoch boundaries
-// (the reference's `--policy` files, spec §9, as TOML). Only keys whose
+// (the reference's `--policy` files, docs/training.md#policy-files, as TOML). Only keys whose
 // change can be applied exactly are accepted; the rest are rejected at
 // `qhost check` time. Optimizer keys change the optimizer in place; quantizer
 // keys (`quant.<target>.<option>`) rebuild the affected quantizers

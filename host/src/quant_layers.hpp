@@ -1,5 +1,6 @@
 // Conv and linear layers made by the host's layer factory: plain, or wrapped
-// with weight / activation / output quantizers (spec §5.1, §5.2).
+// with weight / activation / output quantizers (docs/methods.md#quantized-convolution,
+// docs/methods.md#quantized-linear).
 #pragma once
 
 #include <qsdk/model.hpp>
@@ -33,7 +34,7 @@ struct LayerQuantizers {
 };
 
 /// A 2-D convolution. Without quantizers it is a standard convolution with its
-/// own padding. With quantizers (spec §5.1): Wq = quant_weight(transforms(W));
+/// own padding. With quantizers (docs/methods.md#quantized-convolution): Wq = quant_weight(transforms(W));
 /// the input is zero-padded then quantized (or quantized then padded with
 /// `padding_after_quant`); conv with padding 0; then quant_output.
 class QuantConv2dImpl : public qsdk::Conv2dLayerImpl {
@@ -63,7 +64,7 @@ class QuantConv2dImpl : public qsdk::Conv2dLayerImpl {
   torch::Tensor weight_, bias_;
 };
 
-/// A fully connected layer (spec §5.2): weight quantizer sees [1, 1, out, in],
+/// A fully connected layer (docs/methods.md#quantized-linear): weight quantizer sees [1, 1, out, in],
 /// activation quantizer [N, in, 1, 1], output quantizer [N, out, 1, 1].
 class QuantLinearImpl : public qsdk::LinearLayerImpl {
  public:

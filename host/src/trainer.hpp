@@ -1,4 +1,4 @@
-// trainer.hpp - the epoch loop (spec §7.9-7.12): per-iteration lr, trick
+// trainer.hpp - the epoch loop (docs/training.md#epoch-loop-and-training-step): per-iteration lr, trick
 // hooks, metrics, evaluation, best/last checkpoints and exact resume.
 #pragma once
 
@@ -70,7 +70,7 @@ struct EvalResult {
   int64_t samples = 0;  ///< samples evaluated
 };
 
-/// Trains and evaluates; see DESIGN §5.
+/// Trains and evaluates; see docs/design.md#trainer.
 class Trainer {
  public:
   /// Takes ownership of the parts.

@@ -1,6 +1,6 @@
 // Key functions of the SDK interfaces: their vtables and typeinfo are emitted
 // here only, which is what makes dynamic_cast and catch work across plugins
-// loaded with RTLD_LOCAL (see shared/plugin-contract.md §10.4).
+// loaded with RTLD_LOCAL (see docs/plugin-contract.md#typeinfo-and-exceptions-across-libraries).
 #include <qsdk/dataset.hpp>
 #include <qsdk/kind.hpp>
 #include <qsdk/model.hpp>

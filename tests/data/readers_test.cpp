@@ -297,7 +297,7 @@ TEST(DatasetSchemas, RootIsRequiredForFileDatasets) {
       EXPECT_NE(spec.schema.find(key), nullptr) << name << "." << key;
     EXPECT_NO_THROW(spec.schema.check("dataset/" + name));
   }
-  // Per-dataset defaults of the reference (spec §8).
+  // Per-dataset defaults of the reference (docs/training.md#data-pipelines).
   const auto cifar = qdata_test::dataset_spec("cifar", "cifar").schema.defaults();
   EXPECT_EQ(cifar.at("pad").as_int(), 4);
   EXPECT_EQ(cifar.at("size").as_int(), 32);

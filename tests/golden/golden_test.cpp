@@ -3,7 +3,7 @@
 // dlopen, and compares forward outputs, input and parameter gradients, state
 // updates and construction-time state with the reference's values.
 //
-// Everything is derived from the file (golden README §1, §3): the plugin from
+// Everything is derived from the file (docs/golden.md#layout, docs/golden.md#how-the-test-uses-them): the plugin from
 // quantizers/<q>@choice, the options from the other quantizers/<q> attributes and
 // the keyword list, the context from the tensors' shapes and opt.batch_size /
 // opt.input_size. Cases that record reference bugs we deliberately do not
@@ -79,7 +79,8 @@ bool has_train_step(const H5Group& c) { return split(c.str("step_modes"), ',').c
 
 const std::vector<NotReproduced> kNotReproduced = {
     {"lqnet-true-division",
-     "LQ-Net refit under PyTorch >= 1.5 true division decodes every code bit as 0 (spec §4.5.3, §12.1.2); "
+     "LQ-Net refit under PyTorch >= 1.5 true division decodes every code bit as 0 "
+     "(docs/methods.md#lq-net-basis-refit-qem, docs/methods.md#reference-bugs-and-what-qtool-does item 2); "
      "we implement the intended floor bit extraction, which the *_floordiv cases record. Rule: choice lqnet, "
      "int_division = \"true\", and at least one train step (eval-only cases never decode bits).",
      [](const H5Group& c, const QuantSpec& q) {
@@ -87,7 +88,8 @@ const std::vector<NotReproduced> kNotReproduced = {
      }},
     {"xnor-frozen-counter",
      "The reference XNOR path never advances `iteration`, so a counter <= stable returns the input unchanged "
-     "(spec §4.6 bug b, §12.1.1); we always binarise (the warm-up only runs with stable > 0). Rule: choice "
+     "(docs/methods.md#xnor-binarisation bug b, docs/methods.md#reference-bugs-and-what-qtool-does item 1); we always "
+     "binarise (the warm-up only runs with stable > 0). Rule: choice "
      "xnor/xnor++ and step0 state_before iteration <= stable.",
      [](const H5Group& c, const QuantSpec& q) {
        if (q.choice != "xnor" && q.choice != "xnor++") return false;
@@ -115,7 +117,8 @@ bool neutral(const std::string& key, const qsdk::Value& v) {
       {"grad_scale", "none"},  {"stable", int64_t{0}}, {"adaptive", "none"},      {"custom", "none"},
       {"independent_norm", false}, {"gamma", false},   {"binarize", false},       {"closed_form", false},
       {"custom_update", false}};
-  // DoReFa, PACT and XNOR ignore the half-range switch in the reference (spec §4.1, §4.6).
+  // DoReFa, PACT and XNOR ignore the half-range switch in the reference (docs/methods.md#dorefa,
+  // docs/methods.md#xnor-binarisation).
   if (key == "half_range") return true;
   auto it = kNeutral.find(key);
   return it != kNeutral.end() && it->second == v;
@@ -176,7 +179,7 @@ QuantSpec make_spec(const H5Group& c, const std::string& qname, const std::vecto
     }
   }
 
-  // Cross-check our construction-time derivations (spec §3.2-3.4) with the reference's.
+  // Cross-check our construction-time derivations (docs/methods.md#the-quantizer-object) with the reference's.
   qplug_quant_common::CommonOptions co;
   co.bits = q.int_attr("bit");
   co.levels = q.int_attr("num_levels");

@@ -95,7 +95,8 @@ TEST(LayerFactory, QuantizerContextShapes) {
   ASSERT_EQ(log.contexts.size(), 6u);
   const auto& w = log.contexts[0];
   EXPECT_EQ(w.target, qsdk::QuantTarget::weight);
-  EXPECT_EQ(w.shape, (std::vector<int64_t>{8, 4, 3, 3}));  // C_in, not C_in/groups (spec §3.2)
+  EXPECT_EQ(w.shape, (std::vector<int64_t>{8, 4, 3, 3}));  // C_in, not C_in/groups
+                                                           // (docs/methods.md#groups-and-derived-quantities)
   EXPECT_EQ(w.module_path, "layer1.0.conv1.0");
   EXPECT_EQ(w.role, "body");
   EXPECT_EQ(w.batch_size, 16);

@@ -121,7 +121,7 @@ TEST(ModelInit, FixupStartsWithZeroLogitsAndZeroLastConvs) {
   auto p = m->named_parameters();
   EXPECT_EQ(p["layer1.0.conv2.0.weight"].abs().sum().item<double>(), 0.0);
   EXPECT_EQ(p["fc.weight"].abs().sum().item<double>(), 0.0);
-  // conv1 std = sqrt(2/(C_out*9)) * m^-1/2 with m = 4 stages (spec §6.9).
+  // conv1 std = sqrt(2/(C_out*9)) * m^-1/2 with m = 4 stages (docs/models.md#fixup).
   const double expected = std::sqrt(2.0 / (64 * 9)) / 2.0;
   EXPECT_NEAR(p["layer1.0.conv1.0.weight"].std().item<double>(), expected, expected * 0.1);
   torch::NoGradGuard ng;

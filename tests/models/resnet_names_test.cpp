@@ -1,4 +1,4 @@
-// Parameter names and shapes of the ResNets against spec §6.13 / §6.14.
+// Parameter names and shapes of the ResNets against docs/models.md#layer-sequences / docs/models.md#parameter-names.
 #include <torch/torch.h>
 
 #include "test_support.hpp"
@@ -68,7 +68,7 @@ TEST(ResNetNames, TorchResNet18LayerRolesMatchSpec) {
   EXPECT_EQ(roles["body"], 16);
   EXPECT_EQ(roles["shortcut"], 3);
   EXPECT_EQ(roles["head"], 1);
-  EXPECT_EQ(quantized, 19);  // spec §6.13-A
+  EXPECT_EQ(quantized, 19);  // docs/models.md#a-torchvision-resnet-18-on-imagenet
   // Creation order = the reference's layer index order: conv1, conv2, downsample.
   const auto& r = b.layers->records();
   EXPECT_EQ(r[0].path, "conv1");
@@ -83,7 +83,7 @@ TEST(ResNetNames, TorchResNet18LayerRolesMatchSpec) {
   EXPECT_FALSE(s.count("conv1.quant_weight.clip_val"));
 }
 
-// Spec §6.14: torchvision name -> flexible (cbsa) name.
+// docs/models.md#parameter-names: torchvision name -> flexible (cbsa) name.
 std::string tv_to_flexible(const std::string& n) {
   static const std::vector<std::pair<std::regex, std::string>> rules{
       {std::regex(R"(^bn1\.(.*)$)"), "bn1.0.$1"},
@@ -98,7 +98,7 @@ std::string tv_to_flexible(const std::string& n) {
 }
 
 TEST(ResNetNames, FlexibleDefaultIsTorchvisionGraphWithSpecNames) {
-  // resnet's defaults = origin,cbsa,fix_pooling,singleconv,fix (spec §6.13-B).
+  // resnet's defaults = origin,cbsa,fix_pooling,singleconv,fix (docs/models.md#b-flexible-resnet-18-equivalent-to-a).
   auto tv = build("torch_resnet", Table{{"depth", 18}}, 10, {3, 64, 64});
   auto flex = build("resnet", Table{{"depth", 18}, {"stem", "imagenet"}}, 10, {3, 64, 64});
   auto ts = qtest::shapes(*tv.model);
@@ -111,7 +111,7 @@ TEST(ResNetNames, FlexibleDefaultIsTorchvisionGraphWithSpecNames) {
   EXPECT_EQ(fs.at("layer3.0.skip.1.weight"), (Shape{256, 128, 1, 1}));
   EXPECT_EQ(fs.at("layer3.0.skip.2.weight"), (Shape{256}));
   EXPECT_EQ(fs.at("fc.weight"), (Shape{10, 512}));
-  // Copy the torchvision weights through the §6.14 mapping: same logits.
+  // Copy the torchvision weights through the docs/models.md#parameter-names mapping: same logits.
   {
     torch::NoGradGuard ng;
     auto fp = flex.model->named_parameters();
@@ -140,7 +140,7 @@ TEST(ResNetNames, FlexibleDefaultIsTorchvisionGraphWithSpecNames) {
 }
 
 TEST(ResNetNames, FlexiblePreActivationResNet18) {
-  // Spec §6.13-C: origin,preBN,bacs.
+  // docs/models.md#c-pre-activation-resnet-18: origin,preBN,bacs.
   auto b = build("resnet", Table{{"depth", 18}, {"order", "bacs"}, {"pre_bn", true}, {"fix_pooling", false},
                                  {"singleconv", false}, {"fix", false}, {"stem", "imagenet"}});
   auto s = qtest::shapes(*b.model);
@@ -158,7 +158,7 @@ TEST(ResNetNames, FlexiblePreActivationResNet18) {
 }
 
 TEST(ResNetNames, CifarResNet20) {
-  // Spec §6.13-F: cifar100, width_alpha 0.25, origin,cbsa,fix_pooling,singleconv,fix.
+  // docs/models.md#f-cifar-resnet-20: cifar100, width_alpha 0.25, origin,cbsa,fix_pooling,singleconv,fix.
   auto b = build("resnet", Table{{"depth", 20}, {"width_alpha", 0.25}}, 100, {3, 32, 32});
   auto s = qtest::shapes(*b.model);
   EXPECT_EQ(qtest::parameter_count(*b.model), 278324);

@@ -1,4 +1,4 @@
-// Fused kernels vs the ATen-composed reference, and the spec's worked examples.
+// Fused kernels vs the ATen-composed reference, and the worked examples of docs/methods.md.
 #include <quant_common/kernels.hpp>
 #include <quant_common/options.hpp>
 
@@ -141,7 +141,7 @@ TEST(QuantKernels, XnorAndLqFusedMatchComposed) {
 }
 
 TEST(QuantKernels, LsqWorkedExamples) {
-  // Spec §4.3, s = 1, n = 3.
+  // docs/methods.md#lsq-worked-examples, s = 1, n = 3.
   qc::LsqArgs a;
   a.layout = qc::GroupLayout::whole(7);
   torch::Tensor x = torch::tensor({-0.2f, 0.f, 0.1f, 1.f / 6.f, 0.5f, 0.9f, 1.4f}).reshape({1, 7});
@@ -170,7 +170,7 @@ TEST(QuantKernels, LsqWorkedExamples) {
 TEST(QuantKernels, LsqFusedIsBitIdenticalToTheElementFormula) {
   // The fused loops may multiply by 1/n instead of dividing by n where that is
   // exact for every level index; outputs and input gradients must still equal
-  // the spec's formula evaluated with divisions, element by element, for level
+  // the formula of docs/methods.md#lsq evaluated with divisions, element by element, for level
   // counts where the shortcut applies (n = 1, 2, 3, 5) and where it does not (6, 7, 15).
   torch::manual_seed(7);
   const torch::Tensor x = torch::randn({2, 3, 40, 41}) * 0.9 + 0.2;

@@ -136,7 +136,7 @@ TEST(QuantModules, XnorAlwaysBinarisesWithoutWarmup) {
 }
 
 TEST(QuantModules, LqNetFloorBitRefit) {
-  // Spec §4.5.3 worked example: x = (0.5, 1.2, 3.0, 0.1), basis (0.6745, 1.349).
+  // docs/methods.md#lq-net-basis-refit-qem worked example: x = (0.5, 1.2, 3.0, 0.1), basis (0.6745, 1.349).
   auto ctx = context(qsdk::QuantTarget::activation);
   ctx.shape = {1, 1, 1, 1};
   for (bool custom : {true, false}) {

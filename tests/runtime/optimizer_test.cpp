@@ -1,5 +1,5 @@
-// Parameter groups (spec §7.4) and the SGD / Adam updates (§7.5) against
-// hand-computed values; optimizer state round trip.
+// Parameter groups (docs/training.md#parameter-groups-and-weight-decay) and the SGD / Adam updates
+// (docs/training.md#optimizers) against hand-computed values; optimizer state round trip.
 #include "optimizer.hpp"
 #include "param_groups.hpp"
 

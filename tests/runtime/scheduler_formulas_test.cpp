@@ -1,4 +1,5 @@
-// The scheduler formulas of spec §7.6/§7.7 against hand-computed values.
+// The scheduler formulas of docs/training.md#learning-rate-policies / docs/training.md#warm-up-mechanisms against
+// hand-computed values.
 #include "lr_formulas.hpp"
 
 #include <qsdk/error.hpp>
@@ -46,7 +47,8 @@ TEST(SchedulerFormulas, PolyWithRestarts) {
 }
 
 TEST(SchedulerFormulas, CosineClosedFormPerIteration) {
-  // Spec example: a period of 3 steps from 0.1 to eta_min 0.001 gives 0.1, 0.07525, 0.02575.
+  // Example of docs/training.md#learning-rate-policies: a period of 3 steps from 0.1 to eta_min 0.001 gives 0.1,
+  // 0.07525, 0.02575.
   const std::vector<int64_t> m{1};  // period [0, 1) of 3 iterations, then [1, 2)
   EXPECT_NEAR(c::cosine_lr(0.1, 0.001, 1.0, false, m, 2, {0, 0, 3}), 0.1, 1e-12);
   EXPECT_NEAR(c::cosine_lr(0.1, 0.001, 1.0, false, m, 2, {0, 1, 3}), 0.07525, 1e-12);

@@ -186,7 +186,7 @@ TEST_F(TricksTest, SgdrPeriodMultiplierAndDecay) {
 }
 
 TEST_F(TricksTest, SgdrCompatChainableNeverRestarts) {
-  // The reference under PyTorch >= 1.4 (spec §7.6): period of 3 steps from 0.1 with
+  // The reference under PyTorch >= 1.4 (docs/training.md#learning-rate-policies): period of 3 steps from 0.1 with
   // eta_min 0.001 gives 0.1, 0.07525, 0.02575, then stays at 0.001.
   auto s = sgdr({{"milestones", qsdk::List{1}}, {"eta_min", 0.001}, {"compat_chainable", true}}, 0.1, 3, 3);
   EXPECT_NEAR(s->lr(0, 0), 0.1, 1e-9);

@@ -13,7 +13,7 @@
 namespace qplug_cifar {
 
 /// Options of `dataset/cifar`. Transform defaults are the reference's CIFAR
-/// pipeline (spec §8): train 4-pixel reflect pad + random 32x32 crop + flip,
+/// pipeline (docs/training.md#data-pipelines): train 4-pixel reflect pad + random 32x32 crop + flip,
 /// eval none; CIFAR mean/std.
 ///
 /// Example:

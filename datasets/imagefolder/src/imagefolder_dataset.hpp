@@ -13,7 +13,7 @@
 namespace qplug_imagefolder {
 
 /// Options of `dataset/imagefolder`. Transform defaults are the reference's
-/// ImageNet pipeline (spec §8): train RandomResizedCrop(224, (0.08, 1),
+/// ImageNet pipeline (docs/training.md#data-pipelines): train RandomResizedCrop(224, (0.08, 1),
 /// (3/4, 4/3)) + flip; eval Resize(256) + CenterCrop(224); ImageNet mean/std.
 ///
 /// Example:

@@ -1,4 +1,5 @@
-// bireal_resnet: flexible ResNet with Bi-Real layer-wise shortcuts (spec §6.3, §6.13-D).
+// bireal_resnet: flexible ResNet with Bi-Real layer-wise shortcuts (docs/models.md#unit-orders,
+// docs/models.md#d-bi-real-resnet-18).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

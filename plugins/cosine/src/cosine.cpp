@@ -1,5 +1,5 @@
 // scheduler/cosine: the reference's `sgdr` (and `sgdr_step` with gamma != 1),
-// cosine annealing per iteration with restarts at the milestones (spec §7.6).
+// cosine annealing per iteration with restarts at the milestones (docs/training.md#learning-rate-policies).
 #include <qsdk/plugin.hpp>
 
 #include "lr_formulas.hpp"

@@ -1,5 +1,5 @@
 // DoReFa-Net quantization (Zhou et al., 2016) as the reference QTool implements
-// it (spec §4.1): clamp-round activations, tanh-normalised weights, optional
+// it (docs/methods.md#dorefa): clamp-round activations, tanh-normalised weights, optional
 // weight binarisation (the reference's `wt_bin`).
 #include <quant_common/quantizer_base.hpp>
 

@@ -1,4 +1,4 @@
-// fixup_resnet: normalisation-free ResNet with Fixup init (spec §6.9).
+// fixup_resnet: normalisation-free ResNet with Fixup init (docs/models.md#fixup).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

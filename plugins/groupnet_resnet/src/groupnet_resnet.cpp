@@ -1,4 +1,5 @@
-// groupnet_resnet: Group-Net ResNet with `base` parallel branches (spec §6.5 item 6, §6.13-E).
+// groupnet_resnet: Group-Net ResNet with `base` parallel branches (docs/models.md#flexible-basicblock item 6,
+// docs/models.md#e-group-net-resnet-18).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

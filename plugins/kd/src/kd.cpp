@@ -1,5 +1,5 @@
 // Knowledge distillation (Hinton et al. 2015) with the losses of the
-// reference's newer utilities (spec §7.8): soft, soft-b and hard.
+// reference's newer utilities (docs/training.md#losses): soft, soft-b and hard.
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 
@@ -29,7 +29,7 @@ struct KdOptions {
   }
 };
 
-/// Distillation term D(student, teacher) of spec §7.8.
+/// Distillation term D(student, teacher) of docs/training.md#losses.
 inline torch::Tensor distillation_term(const torch::Tensor& student, const torch::Tensor& teacher,
                                        const std::string& kind, double temperature) {
   if (kind == "hard") return torch::nn::functional::cross_entropy(student, teacher.argmax(1));

@@ -1,6 +1,6 @@
 // LQ-Net: learned quantization with a QEM-fitted basis (Zhang et al., ECCV 2018)
-// as the reference QTool implements it (spec §4.5), with the intended floor
-// bit extraction in the basis refit (spec §12.1 item 2).
+// as the reference QTool implements it (docs/methods.md#lq-net), with the intended floor
+// bit extraction in the basis refit (docs/methods.md#reference-bugs-and-what-qtool-does item 2).
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -33,7 +33,7 @@ struct LqNetOptions : qc::CommonOptions {
 };
 
 /// LQ-Net fake quantizer; buffers basis, auxil, codec_vector, codec_index (int32),
-/// thrs_multiplier, iteration, level_num (golden README §1.4).
+/// thrs_multiplier, iteration, level_num (docs/golden.md#parameter-and-state-names).
 class LqNetQuantizerImpl : public qc::QuantizerBase {
  public:
   LqNetQuantizerImpl(const LqNetOptions& o, const qsdk::QuantizerContext& ctx)
@@ -46,7 +46,8 @@ class LqNetQuantizerImpl : public qc::QuantizerBase {
       qc::option_error(setup_, "adaptive", "min applies to LQ-Net activations", "use mean, var or mean-var for weights");
     const int64_t L = setup_.levels;
     if (L > 256) qc::option_error(setup_, "levels", "LQ-Net supports at most 256 levels");
-    // The reference switches ternary to 1 bit (a degenerate code table; spec §4.8).
+    // The reference switches ternary to 1 bit (a degenerate code table;
+    // docs/methods.md#binary-ternary-and-2-bit-levels).
     bit_ = L == 3 ? 1 : setup_.bits;
     if (L != 3 && L > (int64_t{1} << bit_))
       qc::option_error(setup_, "levels", std::to_string(L) + " levels need more than " + std::to_string(bit_) + " bits");
@@ -126,7 +127,7 @@ class LqNetQuantizerImpl : public qc::QuantizerBase {
     at::Tensor x, shift, scale;  // xn = (x - shift) / scale
   };
 
-  /// Optional normalisation (spec §4.5.2 step 3), statistics without gradient.
+  /// Optional normalisation (docs/methods.md#lq-net-forward step 3), statistics without gradient.
   Norm normalize(const at::Tensor& x) const {
     Norm n;
     n.x = x;
@@ -159,7 +160,7 @@ class LqNetQuantizerImpl : public qc::QuantizerBase {
     return (y.reshape({setup_.groups, -1}) * n.scale + n.shift).view(y.sizes());
   }
 
-  /// QEM basis refit (spec §4.5.3) with floor bit extraction.
+  /// QEM basis refit (docs/methods.md#lq-net-basis-refit-qem) with floor bit extraction.
   void refit(const at::Tensor& xn, const at::Tensor& idx, const at::Tensor& sort_id, const qc::GroupLayout& layout) {
     torch::NoGradGuard no_grad;
     const int64_t L = setup_.levels, G = setup_.groups;

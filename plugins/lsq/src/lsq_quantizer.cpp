@@ -1,5 +1,5 @@
 // LSQ: learned step-size quantization (Esser et al., ICLR 2020) as the reference
-// QTool implements it (spec §4.3).
+// QTool implements it (docs/methods.md#lsq).
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>

@@ -1,5 +1,5 @@
 // scheduler/multistep: the reference's `custom_step` policy, lr = base * gamma^k(e)
-// with k(e) the number of milestones <= e (spec §7.6).
+// with k(e) the number of milestones <= e (docs/training.md#learning-rate-policies).
 #include <qsdk/plugin.hpp>
 
 #include "lr_formulas.hpp"

@@ -1,5 +1,5 @@
 // Non-uniform quantization with learned interval widths (FATNN-style), as the
-// reference QTool implements it (spec §4.4). Outputs are integer levels.
+// reference QTool implements it (docs/methods.md#non-uniform-fatnn). Outputs are integer levels.
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -82,7 +82,7 @@ class NonUniformQuantizerImpl : public qc::QuantizerBase {
   }
 
  private:
-  /// Refits (training) and applies the scalar basis (spec §4.4 closed_form).
+  /// Refits (training) and applies the scalar basis (docs/methods.md#non-uniform-fatnn closed_form).
   at::Tensor closed_form(const at::Tensor& x, const at::Tensor& levels) {
     if (is_training()) {
       torch::NoGradGuard no_grad;

@@ -1,5 +1,5 @@
 // PACT: parameterized clipping activation (Choi et al., 2018) as the reference
-// QTool implements it (spec §4.2); weights use the DoReFa tanh path.
+// QTool implements it (docs/methods.md#pact); weights use the DoReFa tanh path.
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>

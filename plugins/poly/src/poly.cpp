@@ -1,5 +1,5 @@
 // scheduler/poly: the reference's `poly` policy with restarts at the milestones
-// (spec §7.6). The reference evaluates it once per epoch; `per_iteration`
+// (docs/training.md#learning-rate-policies). The reference evaluates it once per epoch; `per_iteration`
 // evaluates the same curve at fractional epochs instead.
 #include <qsdk/plugin.hpp>
 

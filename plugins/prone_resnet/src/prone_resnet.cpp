@@ -1,4 +1,5 @@
-// prone_resnet: flexible ResNet whose 3x3 convs are Prone units (spec §6.4 item 4, §6.7, §6.13-G).
+// prone_resnet: flexible ResNet whose 3x3 convs are Prone units (docs/models.md#flexible-basicblock item 4,
+// docs/models.md#prone-unit, docs/models.md#g-cifar-resnet-with-prone).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

@@ -19,7 +19,7 @@ class RoundSte : public torch::autograd::Function<RoundSte> {
   static variable_list backward(AutogradContext*, variable_list g) { return {g[0]}; }
 };
 
-/// GradientScale(v, g) of spec §2.5 (forward (v - v g)_detached + v g).
+/// GradientScale(v, g) of docs/methods.md#gradient-scale (forward (v - v g)_detached + v g).
 at::Tensor gradient_scale(const at::Tensor& v, double g) {
   const double f = effective_gradient_scale(g);
   if (f == 1.0) return v;
@@ -41,7 +41,7 @@ at::Tensor lsq_quantize(const at::Tensor& x, const at::Tensor& clip, const LsqAr
   const double lo = a.half_range ? 0.0 : -1.0;
   at::Tensor c = at::clamp(u, lo, 1.0);
   if (a.ste_scale) {
-    // ClampWithScale (spec §2.6).
+    // ClampWithScale (docs/methods.md#clamp-with-scale).
     const double p = ((u >= lo) & (u <= 1.0)).sum().item<double>();
     if (p > 0) c = gradient_scale(c, std::sqrt(static_cast<double>(u.numel()) / p));
   }

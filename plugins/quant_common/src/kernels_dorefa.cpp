@@ -1,4 +1,4 @@
-// Fused DoReFa kernels (spec §4.1, golden README §2.3).
+// Fused DoReFa kernels (docs/methods.md#dorefa).
 #include "cpu_util.hpp"
 #include "cuda_dispatch.hpp"
 

@@ -1,4 +1,5 @@
-// Fused LQ-Net level assignment (spec §4.5.2 / §4.5.4, golden README §2.6).
+// Fused LQ-Net level assignment (docs/methods.md#lq-net-forward / docs/methods.md#lq-net-backward,
+// docs/methods.md#lq-net).
 #include "cpu_util.hpp"
 
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Fused LSQ kernel (spec §4.3, golden README §2.2).
+// Fused LSQ kernel (docs/methods.md#lsq).
 #include "cpu_util.hpp"
 #include "cuda_dispatch.hpp"
 

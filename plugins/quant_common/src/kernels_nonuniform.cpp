@@ -1,4 +1,4 @@
-// Fused non-uniform (FATNN-style) kernel (spec §4.4, golden README §2.5).
+// Fused non-uniform (FATNN-style) kernel (docs/methods.md#non-uniform-fatnn).
 #include "cpu_util.hpp"
 
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Fused PACT kernel (spec §4.2, golden README §2.4).
+// Fused PACT kernel (docs/methods.md#pact).
 #include "cpu_util.hpp"
 #include "cuda_dispatch.hpp"
 

@@ -1,4 +1,4 @@
-// Fused XNOR binarisation (spec §4.6, golden README §2.7).
+// Fused XNOR binarisation (docs/methods.md#xnor-binarisation).
 #include "cpu_util.hpp"
 
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Construction-time derivations of the reference quantizer (spec §3.2-3.4).
+// Construction-time derivations of the reference quantizer (docs/methods.md#the-quantizer-object).
 #include <quant_common/options.hpp>
 
 #include <qsdk/error.hpp>

@@ -1,4 +1,4 @@
-// Shared quantizer state and helpers (spec §3).
+// Shared quantizer state and helpers (docs/methods.md#the-quantizer-object).
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/distributed.hpp>

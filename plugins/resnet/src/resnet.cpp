@@ -1,4 +1,5 @@
-// resnet: the flexible ResNet family of the reference (spec §6.3-§6.5, §6.8).
+// resnet: the flexible ResNet family of the reference (docs/models.md#flexible-resnet,
+// docs/models.md#flexible-bottleneck).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 
@@ -10,8 +11,9 @@ namespace qplug_resnet {
 namespace rc = qplug_resnet_common;
 
 /// Options of `model/resnet`. Defaults give the torchvision-equivalent network
-/// (the reference's `origin,cbsa,fix_pooling,singleconv,fix`, spec §6.13-B/F);
-/// the pre-activation network of the LQ/DoReFa/PACT rows (§6.13-C) is
+/// (the reference's `origin,cbsa,fix_pooling,singleconv,fix`, docs/models.md#b-flexible-resnet-18-equivalent-to-a /
+/// docs/models.md#f-cifar-resnet-20);
+/// the pre-activation network of the LQ/DoReFa/PACT rows (docs/models.md#c-pre-activation-resnet-18) is
 /// `order = "bacs"`, `pre_bn = true`, `fix_pooling = false`, `singleconv = false`, `fix = false`.
 ///
 /// Example (CIFAR ResNet-20 with lossless down-sampling):

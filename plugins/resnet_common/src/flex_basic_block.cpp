@@ -20,7 +20,7 @@ torch::nn::AnyModule block_norm(const FlexibleConfig& cfg, int64_t channels) {
 }
 
 // The reference computes an extra padding from (input_size // feature_stride)
-// modulo 2s, but its feature_stride bookkeeping is not recoverable (spec §6.5
+// modulo 2s, but its feature_stride bookkeeping is not recoverable (docs/models.md#flexible-basicblock
 // item 4) and Prone ignores it; only the explicit `force_padding` rule is kept.
 int64_t extra_padding(const FlexibleConfig& cfg, int64_t stride, int64_t resolution) {
   return (cfg.force_padding && stride != 1 && resolution == 14) ? 1 : 0;
@@ -215,7 +215,7 @@ torch::Tensor FlexBasicBlockImpl::forward(const torch::Tensor& input) {
   if (only_shrink_) return shrink_->forward(input);
   const torch::Tensor x = shrink_ ? shrink_->forward(input) : input;
   const torch::Tensor xb = add_bias(x, b1a_);
-  // An identity shortcut carries the unbiased input (Fixup, spec §6.9).
+  // An identity shortcut carries the unbiased input (Fixup, docs/models.md#fixup).
   const torch::Tensor residual = skip_.seq ? skip_(xb) : x;
 
   if (cfg_.fixup) {

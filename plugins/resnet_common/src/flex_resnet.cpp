@@ -26,7 +26,7 @@ FlexibleResNetImpl::FlexibleResNetImpl(const FlexibleConfig& cfg, const qsdk::Mo
   stem_ = cfg_.stem == "auto" ? (resolution <= 64 ? "cifar" : "imagenet") : cfg_.stem;
   const int64_t inplanes = static_cast<int64_t>(64 * cfg_.width_alpha);
 
-  // Stem (spec §6.4). The stem conv is always made with role `stem` (FP by default).
+  // Stem (docs/models.md#stem-stages-and-head). The stem conv is always made with role `stem` (FP by default).
   if (stem_ == "cifar") {
     conv1_ = torch::nn::AnyModule(register_module(
         "conv1", layers.conv2d("conv1", qsdk::LayerRole::stem, conv_options(in_channels, inplanes, 3, 1, 1))));
@@ -111,7 +111,7 @@ void FlexibleResNetImpl::initialise(const std::vector<InitTargets>& targets, boo
     for (const auto& t : targets)
       for (const auto& norm : t.zir_norms) zero_norm_weight(*norm);
   if (cfg_.fixup) {
-    // Spec §6.9 [DEVIATION]: the reference scales by the number of stages, not
+    // docs/models.md#fixup [DEVIATION]: the reference scales by the number of stages, not
     // the number of residual branches as in the Fixup paper.
     const double m = static_cast<double>(stages);
     const double scale = bottleneck ? std::pow(m, -0.25) : std::pow(m, -0.5);

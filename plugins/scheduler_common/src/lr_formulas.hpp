@@ -1,5 +1,6 @@
 // lr_formulas.hpp - the reference's learning-rate policies as pure functions
-// (spec §7.6) plus the linear warm-up every scheduler plugin offers (§7.7).
+// (docs/training.md#learning-rate-policies) plus the linear warm-up every scheduler plugin offers
+// (docs/training.md#warm-up-mechanisms).
 #pragma once
 
 #include <cstdint>

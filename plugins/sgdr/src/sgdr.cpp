@@ -1,5 +1,5 @@
 // SGDR: cosine annealing with warm restarts (Loshchilov & Hutter 2017), per
-// iteration, as the reference's `sgdr` / `sgdr_step` policies (spec §7.6).
+// iteration, as the reference's `sgdr` / `sgdr_step` policies (docs/training.md#learning-rate-policies).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

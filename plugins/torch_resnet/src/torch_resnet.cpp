@@ -1,4 +1,4 @@
-// torch_resnet: the torchvision-structured ResNet-18/34/50/101 (spec §6.10).
+// torch_resnet: the torchvision-structured ResNet-18/34/50/101 (docs/models.md#torchvision-resnet).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

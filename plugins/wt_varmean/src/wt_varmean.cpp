@@ -1,4 +1,4 @@
-// Weight var-mean normalisation before weight quantization (spec §4.7).
+// Weight var-mean normalisation before weight quantization (docs/methods.md#weight-normalisation-var-mean).
 #include <qsdk/plugin.hpp>
 #include <torch/torch.h>
 

@@ -1,6 +1,7 @@
 // XNOR-Net / XNOR++ / Bi-Real binarisation (Rastegari et al. 2016; Bulat &
 // Tzimiropoulos 2019; Liu et al. 2018) with the reference QTool's options, in
-// its intended form (spec §4.6, §12.1 item 1): it always binarises.
+// its intended form (docs/methods.md#xnor-binarisation, docs/methods.md#reference-bugs-and-what-qtool-does item 1): it
+// always binarises.
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>

@@ -18,11 +18,11 @@
 
 namespace qplug_transforms {
 
-/// ImageNet statistics on [0,1] RGB (spec §8).
+/// ImageNet statistics on [0,1] RGB (docs/training.md#data-pipelines).
 inline const std::vector<double> kImagenetMean{0.485, 0.456, 0.406};
 /// ImageNet standard deviations.
 inline const std::vector<double> kImagenetStd{0.229, 0.224, 0.225};
-/// CIFAR statistics (spec §8; the reference uses these for CIFAR-10 and -100).
+/// CIFAR statistics (docs/training.md#data-pipelines; the reference uses these for CIFAR-10 and -100).
 inline const std::vector<double> kCifarMean{0.4914, 0.4822, 0.4465};
 /// CIFAR standard deviations.
 inline const std::vector<double> kCifarStd{0.2023, 0.1994, 0.2010};

@@ -8,7 +8,7 @@
 //                                           for other dtypes/devices;
 //   * qplug_quant_common::composed::<name>  the same math written with ATen operators (the
 //                                           reference for tests and benchmarks).
-// Rounding is round-half-to-even (nearbyint), clamp masks are inclusive (spec §2).
+// Rounding is round-half-to-even (nearbyint), clamp masks are inclusive (docs/methods.md#numerical-primitives).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -38,7 +38,7 @@ struct GroupLayout {
   std::vector<int64_t> grouped_view(int64_t numel) const;
 };
 
-/// LSQ options (spec §4.3).
+/// LSQ options (docs/methods.md#lsq).
 struct LsqArgs {
   double n = 3.0;            ///< level_num - 1 (float)
   bool half_range = true;    ///< [0, s] or [-s, s]

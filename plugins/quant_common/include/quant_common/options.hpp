@@ -1,5 +1,5 @@
 // quant_common/options.hpp - options shared by the quantizer plugins and the
-// quantities the reference derives from them at construction (spec §3.1-3.4).
+// quantities the reference derives from them at construction (docs/methods.md#the-quantizer-object).
 #pragma once
 
 #include <qsdk/quantizer.hpp>
@@ -18,7 +18,8 @@ struct CommonOptions {
   int64_t bits = 2;             ///< bit width; the number of levels is 2^bits unless `levels` > 0
   int64_t levels = 0;           ///< explicit number of levels (3 = ternary); 0 = 2^bits
   std::string half_range = "auto";  ///< auto (activation unsigned, weight/output signed), true, false
-  int64_t quant_group = 0;      ///< 0 = default grouping; q > 0: q groups; q < 0: groups = P/|q| (spec §3.2)
+  int64_t quant_group = 0;      ///< 0 = default grouping; q > 0: q groups; q < 0: groups = P/|q|
+                                ///< (docs/methods.md#groups-and-derived-quantities)
   double boundary = 1.0;        ///< initial clip (LSQ, PACT), fixed clip (DoReFa), non-uniform slope divisor
   double scale = 0.5;           ///< grad_scale multiplier, LQ threshold mix, non-uniform slope init
   double correlate = -1.0;      ///< multiplier of max|x| in the warm-up clip estimate (only if > 0)
@@ -100,7 +101,7 @@ void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
             "learnable per-group multiplier of the quantized weight (XNOR++), init 1");
 }
 
-/// What the reference derives at construction (spec §3.2-3.4, golden README §1.3).
+/// What the reference derives at construction (docs/methods.md#the-quantizer-object, docs/golden.md#case-attributes).
 struct QuantSetup {
   qsdk::QuantTarget target = qsdk::QuantTarget::activation;
   std::vector<int64_t> shape;  ///< reference shape ([1,C,1,1] / [O,I,k,k])
@@ -119,7 +120,7 @@ struct QuantSetup {
 /// on a quant_group that does not divide the leading elements.
 QuantSetup make_setup(const CommonOptions& o, const qsdk::QuantizerContext& ctx);
 
-/// The reference's GradientScale rule (spec §2.5): a factor whose integer part
+/// The reference's GradientScale rule (docs/methods.md#gradient-scale): a factor whose integer part
 /// is 1 (1 <= g < 2) is ignored, any other factor is applied.
 double effective_gradient_scale(double g);
 

@@ -1,5 +1,5 @@
 // quant_common/quantizer_base.hpp - state and helpers every quantizer shares
-// (spec §3: iteration counter, level_num, warm-up, weight standardisation, gamma).
+// (docs/methods.md#the-quantizer-object: iteration counter, level_num, warm-up, weight standardisation, gamma).
 #pragma once
 
 #include <quant_common/kernels.hpp>
@@ -26,7 +26,7 @@ class QuantizerBase : public qsdk::QuantizerImpl {
   /// blocks for activations/outputs, contiguous flat blocks for weights.
   GroupLayout layout_for(const at::Tensor& x, int64_t groups) const;
   /// Shape of a per-group parameter: activation/output (1,) for one group,
-  /// else (1, G, 1, 1); weight (G, 1, 1, 1) (golden README §1.4).
+  /// else (1, G, 1, 1); weight (G, 1, 1, 1) (docs/golden.md#parameter-and-state-names).
   std::vector<int64_t> group_param_shape() const;
   /// Weight `var-mean` standardisation over norm_groups blocks (unbiased std,
   /// no epsilon, statistics detached); identity for other settings.
@@ -37,7 +37,7 @@ class QuantizerBase : public qsdk::QuantizerImpl {
   /// True while the counter is <= stable (without changing it).
   bool in_warmup() const;
   /// Warm-up clip estimate: clip <- (m + (it-1) clip) / it, m = max|x| (times
-  /// correlate when > 0), in place (spec §3.5).
+  /// correlate when > 0), in place (docs/methods.md#iteration-counter-and-warm-up).
   void warmup_clip(at::Tensor& clip, const at::Tensor& x) const;
   /// Multiplies by the learnable per-group gamma when enabled.
   at::Tensor apply_gamma(const at::Tensor& y) const;

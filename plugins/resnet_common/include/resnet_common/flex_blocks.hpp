@@ -1,4 +1,4 @@
-// Flexible BasicBlock (spec §6.5) and Bottleneck (spec §6.8).
+// Flexible BasicBlock (docs/models.md#flexible-basicblock) and Bottleneck (docs/models.md#flexible-bottleneck).
 #pragma once
 
 #include "resnet_common/flex_config.hpp"
@@ -37,7 +37,7 @@ struct InitTargets {
   std::vector<std::shared_ptr<torch::nn::Module>> zir_norms;
 };
 
-/// The shortcut branch of a block (spec §6.5 item 5): the `skip` Sequential,
+/// The shortcut branch of a block (docs/models.md#flexible-basicblock item 5): the `skip` Sequential,
 /// plus channel duplication for DCHR.
 struct Shortcut {
   torch::nn::Sequential seq{nullptr};  ///< null when the block has an identity shortcut
@@ -97,7 +97,7 @@ class FlexBottleneckImpl : public torch::nn::Module {
 };
 TORCH_MODULE(FlexBottleneck);
 
-/// Builds a block's shortcut (spec §6.5 item 5) under `<path>.skip`, adding its
+/// Builds a block's shortcut (docs/models.md#flexible-basicblock item 5) under `<path>.skip`, adding its
 /// conv (if any) to `shortcut_convs`. `outplanes` is the block's output width.
 Shortcut make_shortcut(const FlexibleConfig& cfg, Order order, bool bottleneck, int64_t inplanes,
                        int64_t outplanes, int64_t stride, int64_t extra_padding, const std::string& path,

@@ -1,4 +1,4 @@
-// Options of the flexible ResNet family (spec §6.3-§6.9) and the schema
+// Options of the flexible ResNet family (docs/models.md#flexible-resnet) and the schema
 // fragments the variant plugins share.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace qplug_resnet_common {
 
-/// The reference's sequence keyword of a block unit (spec §6.3).
+/// The reference's sequence keyword of a block unit (docs/models.md#unit-orders).
 enum class Order { cbas, cbsa, cabs, bacs, bcas };
 
 /// Parses "cbsa" etc.; throws a config error on anything else.
@@ -35,11 +35,11 @@ struct FlexibleConfig {
   std::string stem = "auto";       ///< auto | imagenet | cifar | tresnet | tresnet_maxpool
   int64_t stem_kernel = 1;         ///< `--stem_kernel` of the TResNet stem (1 or 3)
   double width_alpha = 1.0;        ///< `--width_alpha`: stem width = int(64 * alpha)
-  std::string norm = "batchnorm";  ///< normalisation kind (spec §6.2)
+  std::string norm = "batchnorm";  ///< normalisation kind (docs/models.md#normalisation-and-activation)
   int64_t norm_groups = 0;         ///< groups of group_norm
-  std::string activation = "relu"; ///< activation kind (spec §6.2)
+  std::string activation = "relu"; ///< activation kind (docs/models.md#normalisation-and-activation)
   int64_t base = 1;                ///< `--base`: parallel branches per block (Group-Net)
-  // Lossless down-sampling (`ReShapeResolution`, spec §6.5 item 3).
+  // Lossless down-sampling (`ReShapeResolution`, docs/models.md#flexible-basicblock item 3).
   bool lossless_downsample = false;  ///< replace strided blocks by space-to-depth + 1x1 conv ("ldn"/"ldq")
   std::string shrink_order = "c";    ///< `--order` letters of the shrink: c = conv, b = BN, a = act
   bool ldn3x3 = false;               ///< `ldn3x3`: 3x3 shrink conv and the block is only the shrink
@@ -47,13 +47,13 @@ struct FlexibleConfig {
   bool f1x1 = false;                 ///< `f1x1`: first conv 1x1
   bool s1x1 = false;                 ///< `s1x1`: second conv 1x1
   bool f3x3 = false;                 ///< `f3x3`: keep the first conv a plain 3x3 (Prone)
-  // Prone (spec §6.4 item 4, §6.7).
+  // Prone (docs/models.md#flexible-basicblock item 4, docs/models.md#prone-unit).
   bool prone = false;                ///< `prone`: 3x3 convs become Prone units
   bool no_prone_downsample = false;  ///< `no_prone_downsample`: strided convs stay 3x3
   bool bn_before_restore = false;    ///< `bn_before_restore`: BN inside the unit before depth-to-space
   bool s3x3 = false;                 ///< `s3x3`: second conv a plain 3x3
   bool force_padding = false;        ///< `force_padding`: +1 padding for strided blocks at resolution 14
-  // Fixup (spec §6.9).
+  // Fixup (docs/models.md#fixup).
   bool fixup = false;       ///< `fixup`: no BN, scalar scale per block, Fixup init
   bool fixup_bias = false;  ///< `bias`: the scalar Fixup biases
 
@@ -67,7 +67,7 @@ struct StageTable {
   bool bottleneck = false;      ///< Bottleneck (expansion 4) or BasicBlock
 };
 
-/// The depth table of the flexible ResNet (spec §6.1); throws on unknown depth.
+/// The depth table of the flexible ResNet (docs/models.md#model-zoo-and-depth-tables); throws on unknown depth.
 StageTable flexible_stages(int64_t depth);
 
 /// Allowed depths of the flexible family, for error messages.

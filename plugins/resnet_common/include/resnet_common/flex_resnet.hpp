@@ -1,4 +1,4 @@
-// The flexible ResNet (spec §6.4): stem, stages of flexible blocks, head.
+// The flexible ResNet (docs/models.md#stem-stages-and-head): stem, stages of flexible blocks, head.
 #pragma once
 
 #include "resnet_common/flex_blocks.hpp"
@@ -16,7 +16,7 @@
 
 namespace qplug_resnet_common {
 
-/// The flexible ResNet as a qsdk model. Parameter names follow spec §6.14:
+/// The flexible ResNet as a qsdk model. Parameter names follow docs/models.md#parameter-names:
 /// `conv1.weight`, `bn1.0.*`, `layerX.Y.conv1.K.weight`, `layerX.Y.skip.P.*`,
 /// `layerX.0.shrink.0.conv.weight`, `bn2.0.*`, `fc.*`, `scales.K`, `fixup_*`.
 class FlexibleResNetImpl : public qsdk::ModelImpl {

@@ -1,4 +1,4 @@
-// Initialisation shared by both ResNets (spec §6.11, §6.9).
+// Initialisation shared by both ResNets (docs/models.md#initialisation, docs/models.md#fixup).
 #pragma once
 
 #include <torch/nn/module.h>

@@ -1,4 +1,4 @@
-// Normalisation and activation factories of the ResNets (spec §6.2).
+// Normalisation and activation factories of the ResNets (docs/models.md#normalisation-and-activation).
 #pragma once
 
 #include <torch/nn/modules/container/any.h>

@@ -15,7 +15,7 @@
 
 namespace qplug_resnet_common {
 
-/// Space-to-depth by `r` (spec §6.6): [B,C,H,W] -> [B, C*r*r, H/r, W/r], output
+/// Space-to-depth by `r` (docs/models.md#space-to-depth): [B,C,H,W] -> [B, C*r*r, H/r, W/r], output
 /// channel c*r*r + i*r + j holds input pixel (h*r+i, w*r+j) (= pixel_unshuffle).
 /// Throws qsdk::Error(runtime) when H or W is not divisible by r.
 torch::Tensor space_to_depth(const torch::Tensor& x, int64_t r);

@@ -1,4 +1,4 @@
-// Prone unit: Point-wise and Reshape Only replacement of a 3x3 conv (spec §6.7).
+// Prone unit: Point-wise and Reshape Only replacement of a 3x3 conv (docs/models.md#prone-unit).
 #pragma once
 
 #include <qsdk/model.hpp>

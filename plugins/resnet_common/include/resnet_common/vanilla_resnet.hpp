@@ -1,4 +1,4 @@
-// The torchvision-structured ResNet (spec §6.10): BasicBlock / Bottleneck V1.5.
+// The torchvision-structured ResNet (docs/models.md#torchvision-resnet): BasicBlock / Bottleneck V1.5.
 #pragma once
 
 #include <qsdk/model.hpp>
@@ -17,17 +17,17 @@ namespace qplug_resnet_common {
 /// Options of the vanilla ResNet.
 struct VanillaConfig {
   int64_t depth = 18;              ///< 18, 34 (BasicBlock), 50, 101 (Bottleneck)
-  std::string norm = "batchnorm";  ///< normalisation kind (spec §6.2)
+  std::string norm = "batchnorm";  ///< normalisation kind (docs/models.md#normalisation-and-activation)
   int64_t norm_groups = 0;         ///< groups of group_norm
-  std::string activation = "relu"; ///< activation kind (spec §6.2)
+  std::string activation = "relu"; ///< activation kind (docs/models.md#normalisation-and-activation)
   bool caffe_pooling = false;      ///< stem max-pool 3/2 without padding, ceil mode
   bool zero_init_residual = false; ///< zero the last BN of each residual branch (off in the reference)
 };
 
 /// torchvision's ResNet: parameter names are torchvision's (`conv1`, `bn1`,
 /// `layer2.0.downsample.0`, `fc`, ...), so torchvision checkpoints load as is.
-/// Unlike the reference (which always builds 1000 classes, spec §12 item 17) the
-/// classifier has ctx.num_classes outputs.
+/// Unlike the reference (which always builds 1000 classes, docs/methods.md#reference-bugs-and-what-qtool-does item 17)
+/// the classifier has ctx.num_classes outputs.
 class VanillaResNetImpl : public qsdk::ModelImpl {
  public:
   /// Builds the network; throws qsdk::Error(config) on an unknown depth.
