@@ -113,6 +113,14 @@ int cli_main(int argc, char** argv) {
     std::cerr << kUsage;
     throw qsdk::Error(ErrorCategory::usage, "qhost", "no command given", "e.g. `qhost list`");
   }
+  // "command" and "args" are registered only to take the positional words; as
+  // --command/--args (or an abbreviation) they are not options of qhost.
+  for (const auto& o : parsed.options)
+    if ((o.string_key == "command" || o.string_key == "args") && o.position_key < 0)
+      throw qsdk::Error(ErrorCategory::usage, "qhost",
+                        "unrecognised option '" + (o.original_tokens.empty() ? o.string_key : o.original_tokens[0]) +
+                            "'",
+                        "the command is a plain word: `qhost <command> [options]`, e.g. `qhost list`");
   const std::string command = vm["command"].as<std::string>();
   if (std::find(kCommands.begin(), kCommands.end(), command) == kCommands.end()) {
     std::string hint = did_you_mean(command, kCommands);
@@ -121,7 +129,8 @@ int cli_main(int argc, char** argv) {
   }
   // Everything after the command that the global parser did not take.
   std::vector<std::string> args = po::collect_unrecognized(parsed.options, po::include_positional);
-  args.erase(std::find(args.begin(), args.end(), command));
+  auto command_word = std::find(args.begin(), args.end(), command);
+  if (command_word != args.end()) args.erase(command_word);
   const bool help = vm.count("help") > 0;
 
   init_logging(g.log_level);

@@ -6,10 +6,23 @@
 
 #include <qsdk/error.hpp>
 
+// toml++ states some conditions on its input as TOML_ASSERT_ASSUME: an abort
+// in Debug builds, and __builtin_assume (undefined behaviour when false) in
+// clang release builds. Hostile TOML breaks some of them (e.g. `[!x]`), and
+// the parser reports the same input as a syntax error right after, so they
+// are neither assertions nor assumptions here.
+#include <toml++/impl/preprocessor.h>
+#undef TOML_ASSERT_ASSUME
+#define TOML_ASSERT_ASSUME(expr) static_assert(true)
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string_view>
 
 namespace fs = std::filesystem;
 
@@ -31,6 +44,118 @@ std::string ConfigProblem::str() const {
   return out;
 }
 
+namespace {
+// Limits on what a TOML experiment may hold. Real experiments are a few KiB
+// with keys a few segments deep; these bound the memory and stack a hostile
+// file can make qhost (and toml++, whose parser recurses once per nesting
+// level) use, and each ends in a located config error.
+constexpr size_t kMaxFileBytes = 4u << 20;  // 4 MiB of TOML
+constexpr size_t kMaxKeySegments = 64;      // a.b.c...: segments of one dotted key or [header]
+constexpr size_t kMaxKeyLength = 1024;      // characters of the full dotted path of any value
+constexpr size_t kMaxExtendsDepth = 32;     // files in one chain of `extends`
+
+std::string position(const std::string& file, size_t line, size_t column) {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+// Refuses keys with more than kMaxKeySegments dotted segments before toml++
+// sees them (it recurses per segment and overflows the stack near 100,000).
+// A small lexer: strings and comments are skipped, and every run of text not
+// broken by '=', ',', '{', '}', '[', ']' or a newline counts its dots, which
+// bounds the segments of any key or table header (a float has one dot).
+void check_key_depth(std::string_view text, const std::string& origin) {
+  size_t line = 1, col = 1, dots = 0, start_line = 0, start_col = 0;
+  auto advance = [&](size_t n) {
+    for (size_t k = 0; k < n; ++k) {
+      if (text[0] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+      text.remove_prefix(1);
+    }
+  };
+  auto starts = [&](std::string_view p) { return text.substr(0, p.size()) == p; };
+  while (!text.empty()) {
+    const char c = text[0];
+    if (c == '#') {
+      while (!text.empty() && text[0] != '\n') advance(1);
+      continue;
+    }
+    if (starts("\"\"\"") || starts("'''")) {  // multi-line string
+      const std::string_view close = text.substr(0, 3);
+      const bool basic = c == '"';
+      advance(3);
+      while (!text.empty() && !starts(close)) advance(basic && text[0] == '\\' && text.size() > 1 ? 2 : 1);
+      advance(std::min<size_t>(3, text.size()));
+      for (int extra = 0; extra < 2 && !text.empty() && text[0] == c; ++extra) advance(1);
+    } else if (c == '"' || c == '\'') {  // one-line string (may be a quoted key segment)
+      if (!dots && !start_line) start_line = line, start_col = col;
+      advance(1);
+      while (!text.empty() && text[0] != c && text[0] != '\n')
+        advance(c == '"' && text[0] == '\\' && text.size() > 1 && text[1] != '\n' ? 2 : 1);
+      if (!text.empty() && text[0] == c) advance(1);
+    } else if (c == '=' || c == ',' || c == '{' || c == '}' || c == '[' || c == ']' || c == '\n') {
+      dots = start_line = start_col = 0;
+      advance(1);
+    } else {
+      if (c != ' ' && c != '\t' && !start_line) start_line = line, start_col = col;
+      if (c == '.' && ++dots >= kMaxKeySegments)
+        throw qsdk::Error(ErrorCategory::config, position(origin, start_line, start_col),
+                          "key with more than " + std::to_string(kMaxKeySegments) + " dotted segments",
+                          "keys and table headers have at most " + std::to_string(kMaxKeySegments) +
+                              " segments; real experiments need a handful");
+      advance(1);
+    }
+  }
+}
+
+// The text of an experiment file, refusing oversized and unreadable ones.
+std::string read_toml_file(const std::string& path, const SourceLocation& from) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > kMaxFileBytes)
+    throw qsdk::Error(ErrorCategory::config, path,
+                      "file of " + std::to_string(size) + " bytes is too large for an experiment (limit " +
+                          std::to_string(kMaxFileBytes) + ")",
+                      "is this the right file?");
+  std::ifstream f(path, std::ios::binary);
+  std::string text;
+  if (f) {
+    text.resize(kMaxFileBytes + 1);
+    f.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(f.gcount()));
+  }
+  if (!f && !f.eof())
+    throw qsdk::Error(ErrorCategory::config, from.str(), "cannot read '" + path + "'", "check its permissions");
+  if (text.size() > kMaxFileBytes)
+    throw qsdk::Error(ErrorCategory::config, path,
+                      "file is too large for an experiment (limit " + std::to_string(kMaxFileBytes) + " bytes)",
+                      "is this the right file?");
+  return text;
+}
+
+bool valid_utf8(const std::string& s) {
+  // Same rules as toml++: no overlong forms, surrogates or values past U+10FFFF.
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n;
+  }
+  return true;
+}
+}  // namespace
+
 /// Internal: builds a Config's tree and locations (friend of Config).
 class ConfigBuilder {
  public:
@@ -38,6 +163,7 @@ class ConfigBuilder {
   struct Doc {
     Table root;
     Locations locations;
+    std::string file;  // the file it was read from ("" for text)
   };
 
   static SourceLocation where(const toml::source_region& r, const std::string& fallback_file) {
@@ -48,11 +174,23 @@ class ConfigBuilder {
     return loc;
   }
 
+  // A key path longer than kMaxKeyLength is refused where it is written: the
+  // locations map holds one full path per value, so long paths cost memory
+  // quadratic in their depth.
+  static void check_key_length(const std::string& key, const toml::source_region& r, const std::string& file) {
+    if (key.size() <= kMaxKeyLength) return;
+    throw qsdk::Error(ErrorCategory::config, where(r, file).str(),
+                      "key '" + key.substr(0, 60) + "...' is " + std::to_string(key.size()) +
+                          " characters long (limit " + std::to_string(kMaxKeyLength) + ")",
+                      "use shorter keys");
+  }
+
   static Value convert(const toml::node& node, const std::string& key, const std::string& file, Locations& locs) {
     if (auto* t = node.as_table()) {
       Table out;
       for (auto&& [k, v] : *t) {
         std::string child = key.empty() ? std::string(k.str()) : key + "." + std::string(k.str());
+        check_key_length(child, k.source(), file);
         // The key's own position: for `[a.b]` headers that is the header,
         // for `x = 1` the start of the line's key.
         locs[child] = where(k.source(), file);
@@ -62,8 +200,10 @@ class ConfigBuilder {
     }
     if (auto* a = node.as_array()) {
       List out;
+      out.reserve(a->size());
       for (size_t i = 0; i < a->size(); ++i) {
         std::string child = key + "[" + std::to_string(i) + "]";
+        check_key_length(child, (*a)[i].source(), file);
         locs[child] = where((*a)[i].source(), file);
         out.push_back(convert((*a)[i], child, file, locs));
       }
@@ -79,9 +219,14 @@ class ConfigBuilder {
   }
 
   static Doc parse_text(const std::string& text, const std::string& origin) {
+    if (text.size() > kMaxFileBytes)
+      throw qsdk::Error(ErrorCategory::config, origin,
+                        "TOML text of " + std::to_string(text.size()) + " bytes is too large for an experiment (limit " +
+                            std::to_string(kMaxFileBytes) + ")");
+    check_key_depth(text, origin);
     Doc doc;
     try {
-      toml::table t = toml::parse(text, origin);
+      toml::table t = toml::parse(std::string_view(text), std::string_view(origin));
       doc.root = convert(t, "", origin, doc.locations).as_table();
     } catch (const toml::parse_error& e) {
       auto loc = where(e.source(), origin);
@@ -143,9 +288,16 @@ class ConfigBuilder {
     return out;
   }
 
+  // Each file of an `extends` graph, resolved once: a base named by several
+  // files (or twice by one) is parsed and merged from its first resolution,
+  // so a chain of files each extending the next twice costs N loads, not 2^N.
+  using Cache = std::map<std::string, Doc>;
+
   // Resolves the `extends` chain of `doc` (defined in `file`, whose folder
-  // bases are relative to) and returns the merged document.
-  static Doc resolve_extends(Doc doc, const std::string& file, const fs::path& dir, std::vector<std::string>& stack) {
+  // bases are relative to) and returns the merged document. `stack` holds the
+  // files being resolved (the cycle check), `cache` those already resolved.
+  static Doc resolve_extends(Doc doc, const std::string& file, const fs::path& dir, std::vector<std::string>& stack,
+                             Cache& cache) {
     auto bases = extends_list(doc, file);
     SourceLocation ext_loc = doc.locations.count("extends") ? doc.locations.at("extends") : SourceLocation{file};
     doc.root.erase("extends");
@@ -156,34 +308,36 @@ class ConfigBuilder {
     for (const auto& b : bases) {
       fs::path p = fs::path(b).is_absolute() ? fs::path(b) : (dir / b);
       std::string path = p.lexically_normal().string();
-      Doc base = load_file(path, stack, ext_loc);
+      const Doc& base = load_file(path, stack, ext_loc, cache);
       merge(merged.root, base.root, "", merged.locations, base.locations);
     }
     merge(merged.root, doc.root, "", merged.locations, doc.locations);
     return merged;
   }
 
-  static Doc load_file(const std::string& path, std::vector<std::string>& stack, const SourceLocation& from) {
+  static const Doc& load_file(const std::string& path, std::vector<std::string>& stack, const SourceLocation& from,
+                              Cache& cache) {
     std::error_code ec;
     std::string canonical = fs::weakly_canonical(path, ec).string();
     if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
       throw qsdk::Error(ErrorCategory::config, from.str(), "circular extends: " + path + " extends itself",
                         "chain: " + join(stack, " -> ") + " -> " + canonical);
+    auto hit = cache.find(canonical);
+    if (hit != cache.end()) return hit->second;
+    if (stack.size() >= kMaxExtendsDepth)
+      throw qsdk::Error(ErrorCategory::config, from.str(),
+                        "extends chain deeper than " + std::to_string(kMaxExtendsDepth) + " files",
+                        "chain: " + join(stack, " -> ") + " -> " + canonical);
     if (!fs::is_regular_file(path, ec))
       throw qsdk::Error(ErrorCategory::config, from.str(), "cannot read '" + path + "': no such file",
                         from.line ? "extends paths are relative to the file that names them" : "check the path");
-    Doc doc;
-    try {
-      toml::table t = toml::parse_file(path);
-      doc.root = convert(t, "", path, doc.locations).as_table();
-    } catch (const toml::parse_error& e) {
-      auto loc = where(e.source(), path);
-      throw qsdk::Error(ErrorCategory::config, loc.str(), "TOML syntax error: " + std::string(e.description()));
-    }
+    Doc doc = parse_text(read_toml_file(path, from), path);
+    doc.file = path;
     stack.push_back(canonical);
-    Doc out = resolve_extends(std::move(doc), path, fs::path(path).parent_path(), stack);
+    Doc out = resolve_extends(std::move(doc), path, fs::path(path).parent_path(), stack, cache);
+    out.file = path;
     stack.pop_back();
-    return out;
+    return cache.emplace(canonical, std::move(out)).first->second;
   }
 
   static void apply_override(Config& c, const std::string& text) {
@@ -193,11 +347,19 @@ class ConfigBuilder {
                         "e.g. --set train.epochs=2 or --set quant.weight.type=lsq");
     std::string key = text.substr(0, eq), raw = text.substr(eq + 1);
     SourceLocation loc{"--set " + text, 0, 0};
+    if (key.size() > kMaxKeyLength)
+      throw qsdk::Error(ErrorCategory::usage, "--set " + key.substr(0, 60) + "...",
+                        "key of " + std::to_string(key.size()) + " characters (limit " +
+                            std::to_string(kMaxKeyLength) + ")");
+    if (!valid_utf8(text))
+      throw qsdk::Error(ErrorCategory::usage, loc.file, "is not valid UTF-8", "TOML keys and strings are UTF-8 text");
     // The value is TOML when it parses as one (2, 0.5, true, [1, 2], "s"),
     // otherwise a bare word is taken as a string.
     Value value(raw);
     try {
-      toml::table t = toml::parse("v = " + raw, loc.file);
+      const std::string doc = "v = " + raw;
+      check_key_depth(doc, loc.file);
+      toml::table t = toml::parse(std::string_view(doc), std::string_view(loc.file));
       Locations ignored;
       value = convert(*t.get("v"), "v", loc.file, ignored);
     } catch (const std::exception&) {
@@ -212,6 +374,10 @@ class ConfigBuilder {
       if (dot == std::string::npos) break;
       start = dot + 1;
     }
+    if (parts.size() > kMaxKeySegments)
+      throw qsdk::Error(ErrorCategory::usage, "--set " + key.substr(0, 60) + "...",
+                        "key with " + std::to_string(parts.size()) + " dotted segments (limit " +
+                            std::to_string(kMaxKeySegments) + ")");
     Value* node = nullptr;
     Table* table = &c.root_;
     std::string path;
@@ -220,8 +386,12 @@ class ConfigBuilder {
       if (part.empty()) throw qsdk::Error(ErrorCategory::usage, loc.file, "empty key segment in '" + key + "'");
       bool last = i + 1 == parts.size();
       if (node && node->type() == Value::Type::list) {
-        bool numeric = std::all_of(part.begin(), part.end(), ::isdigit);
-        size_t idx = numeric ? std::stoul(part) : 0;
+        // from_chars, not stoul: an index past 2^64 is "not a valid index",
+        // not an uncaught out_of_range.
+        size_t idx = 0;
+        const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), idx);
+        const bool numeric = ec == std::errc() && end == part.data() + part.size() && std::isdigit(
+                                 static_cast<unsigned char>(part[0]));
         auto& list = const_cast<List&>(node->as_list());
         if (!numeric || idx >= list.size())
           throw qsdk::Error(ErrorCategory::usage, loc.file,
@@ -257,10 +427,12 @@ class ConfigBuilder {
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
   std::vector<std::string> stack;
-  auto doc = ConfigBuilder::load_file(path, stack, SourceLocation{path});
+  ConfigBuilder::Cache cache;
+  const auto& doc = ConfigBuilder::load_file(path, stack, SourceLocation{path}, cache);
   Config c;
-  c.root_ = std::move(doc.root);
-  c.locations_ = std::move(doc.locations);
+  c.root_ = doc.root;
+  c.locations_ = doc.locations;
+  for (const auto& [canonical, d] : cache) c.files_.insert(d.file);
   c.path_ = path;
   c.origin_ = path;
   for (const auto& o : overrides) ConfigBuilder::apply_override(c, o);
@@ -271,10 +443,12 @@ Config Config::from_string(const std::string& toml_text, const std::string& orig
                            const std::vector<std::string>& overrides) {
   auto doc = ConfigBuilder::parse_text(toml_text, origin);
   std::vector<std::string> stack;
-  doc = ConfigBuilder::resolve_extends(std::move(doc), origin, fs::current_path(), stack);
+  ConfigBuilder::Cache cache;
+  doc = ConfigBuilder::resolve_extends(std::move(doc), origin, fs::current_path(), stack, cache);
   Config c;
   c.root_ = std::move(doc.root);
   c.locations_ = std::move(doc.locations);
+  for (const auto& [canonical, d] : cache) c.files_.insert(d.file);
   c.origin_ = origin;
   for (const auto& o : overrides) ConfigBuilder::apply_override(c, o);
   return c;
@@ -290,6 +464,22 @@ SourceLocation Config::location(const std::string& dotted_key) const {
     key = key.substr(0, cut);
   }
   return SourceLocation{origin_, 0, 0};
+}
+
+std::string Config::base_dir(const std::string& dotted_key) const {
+  const SourceLocation loc = location(dotted_key);
+  std::error_code ec;
+  // Only a file this Config read: "--set ..." and the origin of from_string
+  // text name no folder, so their paths are relative to the current one.
+  fs::path dir = files_.count(loc.file) ? fs::path(loc.file).parent_path() : fs::path();
+  if (dir.empty()) dir = fs::current_path(ec);  // (absolute("") is an error, not the current folder)
+  fs::path abs = fs::absolute(dir, ec);
+  return (ec ? dir : abs).lexically_normal().string();
+}
+
+std::string Config::resolve_path(const std::string& dotted_key, const std::string& path) const {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(base_dir(dotted_key)) / path).lexically_normal().string();
 }
 
 }  // namespace qhost

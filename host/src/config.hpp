@@ -5,6 +5,7 @@
 #include <qsdk/value.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,13 @@ class Config {
   /// Best known place of `dotted_key`: the key itself, else its nearest
   /// enclosing table, else the file.
   SourceLocation location(const std::string& dotted_key) const;
+  /// Absolute folder that relative paths in `dotted_key` are relative to: the
+  /// folder of the file that wrote the key (a base of `extends` included), or
+  /// the current folder for `--set` overrides and from_string text.
+  std::string base_dir(const std::string& dotted_key) const;
+  /// `path` (the value of `dotted_key`) made absolute against base_dir();
+  /// "" and absolute paths are returned as they are.
+  std::string resolve_path(const std::string& dotted_key, const std::string& path) const;
 
   /// Loads the plugins `[plugins] load` names (every plugin on the search
   /// path when it is empty, or always with `load_everything`, as `qhost
@@ -86,6 +94,7 @@ class Config {
   std::map<std::string, SourceLocation> locations_;
   std::string path_;
   std::string origin_;
+  std::set<std::string> files_;  // every file read (itself and its bases), as named in locations_
   std::vector<std::string> plugin_notes_;  // "name version (path)" for the header
 };
 

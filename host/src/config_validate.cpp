@@ -114,9 +114,21 @@ class Validator {
         return range(static_cast<double>(v.as_int())) ? v : Value();
       case FieldType::floating:
         if (v.type() != Value::Type::integer && v.type() != Value::Type::floating) return wrong_type();
+        // Comparisons with NaN are false, so NaN passed every range; no option
+        // gives inf a meaning either (none is "unbounded" by default), so a
+        // float option is always a finite number.
+        if (!std::isfinite(v.as_double())) {
+          std::string hint = f.doc;
+          if (!f.default_value.is_none())
+            hint += (hint.empty() ? "" : "; ") + std::string("the default is ") + f.default_value.to_string();
+          problem(key, v.to_string() + " is not a finite number", hint);
+          return Value();
+        }
         return range(v.as_double()) ? Value(v.as_double()) : Value();
       case FieldType::string:
         if (v.type() != Value::Type::string) return wrong_type();
+        // Paths: relative to the file that wrote them, never the current folder.
+        if (f.path) return Value(config_.resolve_path(key, v.as_string()));
         return v;
       case FieldType::enumeration: {
         if (v.type() != Value::Type::string) return wrong_type();
@@ -457,17 +469,8 @@ std::vector<ConfigProblem> Config::check(const Registry& registry, const PluginL
     });
     return v.problems;
   }
-  // Plugin folders become absolute, relative to the file that named them.
-  auto& plugins = resolved["plugins"].as_table();
-  List abs;
-  const auto& paths = plugins["path"].as_list();
-  for (size_t i = 0; i < paths.size(); ++i) {
-    SourceLocation loc = location("plugins.path[" + std::to_string(i) + "]");
-    fs::path base = loc.line > 0 ? fs::path(loc.file).parent_path() : fs::current_path();
-    fs::path p = paths[i].as_string();
-    abs.push_back(Value(fs::absolute(p.is_absolute() ? p : base / p).lexically_normal().string()));
-  }
-  plugins["path"] = Value(std::move(abs));
+  // Path options (FieldSpec::path: [plugins] path, [train] init_from, dataset
+  // roots, ...) are absolute now, relative to the file that named them.
   root_ = std::move(resolved);
   return {};
 }
@@ -476,12 +479,8 @@ void Config::validate(Registry& registry, PluginLoader& loader, bool load_everyt
   // Plugin folders first: relative to the file that names them.
   std::vector<std::string> dirs;
   auto raw_paths = string_list(root_, "path");
-  for (size_t i = 0; i < raw_paths.size(); ++i) {
-    SourceLocation loc = location("plugins.path[" + std::to_string(i) + "]");
-    fs::path base = loc.line > 0 ? fs::path(loc.file).parent_path() : fs::current_path();
-    fs::path p = raw_paths[i];
-    dirs.push_back((p.is_absolute() ? p : base / p).lexically_normal().string());
-  }
+  for (size_t i = 0; i < raw_paths.size(); ++i)
+    dirs.push_back(resolve_path("plugins.path[" + std::to_string(i) + "]", raw_paths[i]));
   loader.add_config_dirs(dirs);
   std::vector<std::string> failures;
   auto load_list = string_list(root_, "load");

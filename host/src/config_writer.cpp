@@ -47,6 +47,13 @@ void write_table(std::ostringstream& os, const Table& t, const std::string& head
     }
   }
 }
+// Text for a `#` comment: a control character (a newline in a file name)
+// would end the comment and make the rest of the line TOML, and bytes that are
+// not UTF-8 make the whole file unreadable; escaped as in a TOML string.
+std::string comment_text(const std::string& s) {
+  const std::string quoted = Value(s).to_string();
+  return quoted.substr(1, quoted.size() - 2);
+}
 }  // namespace
 
 std::string to_toml_text(const Table& root, const std::vector<std::string>& section_order) {
@@ -74,9 +81,9 @@ std::string to_toml_text(const Table& root, const std::vector<std::string>& sect
 
 std::string Config::to_toml() const {
   std::ostringstream os;
-  os << "# Resolved by qhost " << QTOOL_VERSION << " from " << origin_ << ": every default is explicit.\n";
+  os << "# Resolved by qhost " << QTOOL_VERSION << " from " << comment_text(origin_) << ": every default is explicit.\n";
   os << "# Run it again with: qhost run <this file>\n";
-  for (const auto& p : plugin_notes_) os << "# plugin " << p << "\n";
+  for (const auto& p : plugin_notes_) os << "# plugin " << comment_text(p) << "\n";
   std::vector<std::string> order;
   for (const auto& s : sections()) order.push_back(s.name);
   os << to_toml_text(root_, order);

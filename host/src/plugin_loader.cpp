@@ -1,6 +1,7 @@
 #include "plugin_loader.hpp"
 
 #include "errors.hpp"
+#include "plugin_stamp.hpp"
 #include "registry.hpp"
 #include "version_info.hpp"
 
@@ -72,6 +73,37 @@ std::vector<std::string> builtin_dirs() {
 std::string rebuild_hint(const std::string& name) {
   return "rebuild the plugin against this qtool: in the qtool build tree `cmake --build <build dir> --target qplug_" +
          name + "`; out of tree, configure it with -DCMAKE_PREFIX_PATH=<this qtool's install prefix> and rebuild";
+}
+
+// Every stamp field that differs, in one message; another plugin ABI alone,
+// since the other fields may mean something else there.
+void throw_if_mismatched(const std::string& path, const std::string& plugin, const qtool_build_stamp& stamp,
+                         const qtool_build_stamp& host) {
+  auto mismatches = stamp_mismatches(stamp, host);
+  if (mismatches.empty()) return;
+  if (stamp.plugin_abi != host.plugin_abi) mismatches.resize(1);
+  std::vector<std::string> built, uses;
+  for (const auto& m : mismatches) {
+    built.push_back(m.plugin);
+    uses.push_back(m.host);
+  }
+  std::string compilers = std::string(" (plugin compiled with ") +
+                          (stamp.compiler ? stamp.compiler : "unknown compiler") + ", qhost with " + host.compiler +
+                          ")";
+  throw qsdk::Error(ErrorCategory::plugin, path,
+                    "plugin '" + plugin + "' was built for " + join(built) + "; this qhost uses " + join(uses) +
+                        compilers,
+                    rebuild_hint(plugin));
+}
+
+// Its declared name must be its file name, which is how users ask for it.
+[[noreturn]] void throw_name_mismatch(const std::string& path, const std::string& file_plugin,
+                                      const std::string& declared) {
+  throw qsdk::Error(
+      ErrorCategory::plugin, path,
+      "file is named for plugin '" + file_plugin + "' but the plugin declares itself as '" + declared + "'",
+      "rename the file to " + PluginLoader::file_name(declared) + " or change the name in QSDK_PLUGIN(\"" + declared +
+          "\", ...)");
 }
 
 struct ErrorSink {
@@ -193,6 +225,19 @@ const LoadedPlugin& PluginLoader::load_file(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     throw qsdk::Error(ErrorCategory::plugin, path, "no such plugin file", "check the path");
+  const qtool_build_stamp host = host_stamp();
+
+  // 1. The stamp note, read from the file: nothing of the plugin has run yet.
+  const qtool_plugin_stamp_note note = read_stamp_note(path);
+  const qtool_build_stamp noted{note.plugin_abi,        note.sdk_version, note.torch_version,
+                                note.glibcxx_cxx11_abi, note.torch_cuda,  note.compiler[0] ? note.compiler : nullptr};
+  throw_if_mismatched(path, file_plugin, noted, host);
+  const std::string noted_name = note.name;
+  if (noted_name != file_plugin) throw_name_mismatch(path, file_plugin, noted_name);
+
+  // 2. Its static initialisers, in a child process: one that throws would
+  // otherwise end qhost in std::terminate inside dlopen.
+  probe_static_initialisers(path, file_plugin);
 
   // rtld_now: unresolved symbols fail here rather than mid-training;
   // rtld_local: plugins cannot interpose each other's symbols.
@@ -216,42 +261,23 @@ const LoadedPlugin& PluginLoader::load_file(const std::string& path) {
     throw qsdk::Error(ErrorCategory::plugin, path, "entry point returned no plugin description",
                       rebuild_hint(file_plugin));
 
-  // 1. The struct must be large enough for what we read.
-  const qtool_build_stamp host = host_stamp();
+  // 3. The struct must be large enough for what we read.
   if (info->struct_size < sizeof(qtool_plugin_info))
     throw qsdk::Error(ErrorCategory::plugin, path,
                       "plugin '" + file_plugin + "' has a " + std::to_string(info->struct_size) +
                           "-byte plugin description; this qhost (plugin ABI " + std::to_string(host.plugin_abi) +
                           ") needs " + std::to_string(sizeof(qtool_plugin_info)) + " bytes",
                       rebuild_hint(file_plugin));
-  // 2. The stamp, every field at once.
-  auto mismatches = stamp_mismatches(info->stamp, host);
-  if (!mismatches.empty()) {
-    std::vector<std::string> built, uses;
-    for (const auto& m : mismatches) {
-      built.push_back(m.plugin);
-      uses.push_back(m.host);
-    }
-    std::string compilers = std::string(" (plugin compiled with ") +
-                            (info->stamp.compiler ? info->stamp.compiler : "unknown compiler") + ", qhost with " +
-                            host.compiler + ")";
-    throw qsdk::Error(
-        ErrorCategory::plugin, path,
-        "plugin '" + file_plugin + "' was built for " + join(built) + "; this qhost uses " + join(uses) + compilers,
-        rebuild_hint(file_plugin));
-  }
-  // 3. Its declared name must be its file name, which is how users ask for it.
+  // 4. The stamp and name again, as the entry reports them (a hand-written
+  // entry could disagree with its note).
+  throw_if_mismatched(path, file_plugin, info->stamp, host);
   const std::string declared = info->name ? info->name : "";
-  if (declared != file_plugin)
-    throw qsdk::Error(
-        ErrorCategory::plugin, path,
-        "file is named for plugin '" + file_plugin + "' but the plugin declares itself as '" + declared + "'",
-        "rename the file to " + file_name(declared) + " or change the name in QSDK_PLUGIN(\"" + declared + "\", ...)");
+  if (declared != file_plugin) throw_name_mismatch(path, file_plugin, declared);
   if (!info->register_components)
     throw qsdk::Error(ErrorCategory::plugin, path, "plugin '" + declared + "' has no registration function",
                       rebuild_hint(declared));
 
-  // 4. Register: staged, and committed only if the whole callback succeeded.
+  // 5. Register: staged, and committed only if the whole callback succeeded.
   LoadedPlugin plugin{declared, info->version ? info->version : "", info->summary ? info->summary : "", path,
                       info->stamp};
   registry_.begin_plugin(Provider{plugin.name, plugin.version, plugin.path});

@@ -18,7 +18,7 @@ qsdk::Schema<ExperimentOptions> ExperimentOptions::schema() {
 qsdk::Schema<PluginsOptions> PluginsOptions::schema() {
   using O = PluginsOptions;
   return qsdk::Schema<O>("which plugins to load and where to find them")
-      .field("path", &O::path, "extra plugin folders, relative to this TOML file")
+      .field("path", &O::path, "extra plugin folders, relative to this TOML file").path()
       .field("load", &O::load, "plugin names to load; empty = every plugin on the search path");
 }
 
@@ -49,7 +49,8 @@ qsdk::Schema<TrainOptions> TrainOptions::schema() {
       .at_least(0)
       .field("eval_every", &O::eval_every, "evaluate every N epochs").at_least(1)
       .field("save_every", &O::save_every, "write last.h5 every N epochs").at_least(1)
-      .field("init_from", &O::init_from, "full-precision checkpoint to initialise from, empty = none");
+      .field("init_from", &O::init_from, "full-precision checkpoint to initialise from, empty = none")
+          .path();
 }
 
 qsdk::Schema<OptimizerOptions> OptimizerOptions::schema() {

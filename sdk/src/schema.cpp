@@ -42,6 +42,8 @@ void SchemaInfo::check(const std::string& component_key) const {
     if (!seen.insert(f.name).second) fail(f, "is declared twice");
     if (f.name == "type") fail(f, "uses the reserved name 'type'");
     if (f.min && f.max && *f.min > *f.max) fail(f, "has an empty range");
+    if (f.path && f.type != FieldType::string && !(f.type == FieldType::list && f.element == FieldType::string))
+      fail(f, "is marked as a path but is not a string or a list of strings");
     const Value& d = f.default_value;
     if (d.is_none()) continue;
     if ((f.type == FieldType::integer || f.type == FieldType::floating) && !in_range(f, d.as_double()))

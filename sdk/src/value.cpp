@@ -1,6 +1,8 @@
 #include <qsdk/value.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -13,15 +15,62 @@ double Value::as_double() const {
 }
 
 namespace {
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes
+// there are not one (overlong forms, surrogates and values past U+10FFFF
+// included): TOML text must be valid UTF-8.
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
+  else return 0;
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+// A TOML basic string that reads back as `s`: every control character is
+// escaped (a raw CR, TAB or U+0001 would make resolved.toml, and the copy in
+// every checkpoint, unreadable), and a byte that is not valid UTF-8 becomes
+// U+FFFD, since TOML cannot hold it at all.
 std::string quote(const std::string& s) {
   std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out += "\\\""; ++i; continue;
+      case '\\': out += "\\\\"; ++i; continue;
+      case '\b': out += "\\b"; ++i; continue;
+      case '\t': out += "\\t"; ++i; continue;
+      case '\n': out += "\\n"; ++i; continue;
+      case '\f': out += "\\f"; ++i; continue;
+      case '\r': out += "\\r"; ++i; continue;
+      default: break;
+    }
+    if (c < 0x20 || c == 0x7F) {
+      static const char* hex = "0123456789ABCDEF";
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+      ++i;
       continue;
     }
-    out += c;
+    const size_t n = utf8_length(s, i);
+    if (n == 0) {
+      out += "\\uFFFD";
+      ++i;
+      continue;
+    }
+    out.append(s, i, n);
+    i += n;
   }
   return out + "\"";
 }
@@ -34,7 +83,8 @@ std::string format_double(double v) {
   std::ostringstream os;
   os << std::setprecision(std::numeric_limits<double>::max_digits10 - 2) << v;
   std::string s = os.str();
-  if (std::stod(s) != v) {
+  // strtod, not stod: stod throws out_of_range for subnormals (1e-310).
+  if (std::strtod(s.c_str(), nullptr) != v) {
     os.str("");
     os << std::setprecision(std::numeric_limits<double>::max_digits10) << v;
     s = os.str();

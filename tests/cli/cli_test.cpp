@@ -53,7 +53,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 TEST(Cli, Version) {
   auto r = qhost("--version");
   EXPECT_EQ(r.rc, 0);
-  EXPECT_TRUE(has(r.out, "qhost (qtool) 0.1.0\nSDK 0.1.0, plugin ABI 1\nLibTorch ")) << r.out;
+  EXPECT_TRUE(has(r.out, "qhost (qtool) 0.1.0\nSDK 0.1.0, plugin ABI 2\nLibTorch ")) << r.out;
   EXPECT_EQ(r.err, "");
 }
 
@@ -123,7 +123,7 @@ TEST(Cli, ListReportsBrokenPluginsAndExitsWith3) {
   EXPECT_TRUE(has(r.out, "quantizer/tq ")) << r.out;  // the good plugin is still listed
   EXPECT_TRUE(has(r.err, "error[plugin]: " + kRoot + "/no_entry/libqplug_no_entry.so: is not a qtool plugin")) << r.err;
   EXPECT_TRUE(has(r.err, "error[plugin]: " + kRoot + "/wrong_abi_version/libqplug_wrong_abi_version.so: plugin "
-                         "'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI 1"))
+                         "'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI 2"))
       << r.err;
 }
 
@@ -225,9 +225,9 @@ TEST(Cli, CheckPluginLoadFailureExitsWith3) {
   EXPECT_EQ(r.err, "error[plugin]: 2 plugins failed to load:\n  " + kData +
                        "/good.toml:3:9: plugin 'testkit' (libqplug_testkit.so) not found in [" + kRoot +
                        "/no_entry] (hint: available plugins: no_entry)\n  " + kRoot +
-                       "/no_entry/libqplug_no_entry.so: is not a qtool plugin (no entry point 'qtool_plugin_entry_v1') "
-                       "(hint: a plugin defines its entry with QSDK_PLUGIN(\"no_entry\", \"<version>\", \"<summary>\") "
-                       "{ ... } from <qsdk/plugin.hpp>)\n");
+                       "/no_entry/libqplug_no_entry.so: is not a qtool plugin (no build stamp: it has no .qtool_stamp "
+                       "section) (hint: a plugin is a shared library built with QSDK_PLUGIN(...) from <qsdk/plugin.hpp> "
+                       "(plugin ABI 2); a plugin built for plugin ABI 1 must be rebuilt)\n");
 }
 
 TEST(Cli, RunValidatesBeforeRunning) {

@@ -61,8 +61,9 @@ TEST(PluginLoader, NoEntryPoint) {
   PluginLoader loader(registry, {});
   std::string path = lib("no_entry", "no_entry");
   EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": is not a qtool plugin (no entry point 'qtool_plugin_entry_v1') (hint: a plugin defines its entry "
-                   "with QSDK_PLUGIN(\"no_entry\", \"<version>\", \"<summary>\") { ... } from <qsdk/plugin.hpp>)");
+            path + ": is not a qtool plugin (no build stamp: it has no .qtool_stamp section) (hint: a plugin is a "
+                   "shared library built with QSDK_PLUGIN(...) from <qsdk/plugin.hpp> (plugin ABI " +
+                std::to_string(QTOOL_PLUGIN_ABI_VERSION) + "); a plugin built for plugin ABI 1 must be rebuilt)");
 }
 
 TEST(PluginLoader, WrongAbiVersion) {
@@ -71,8 +72,8 @@ TEST(PluginLoader, WrongAbiVersion) {
   std::string path = lib("wrong_abi_version", "wrong_abi_version");
   std::string compiler = host_stamp().compiler;
   EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": plugin 'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI 1 (plugin "
-                   "compiled with " + compiler + ", qhost with " + compiler + ") (hint: " +
+            path + ": plugin 'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI " +
+                std::to_string(QTOOL_PLUGIN_ABI_VERSION) + " (plugin compiled with " + compiler + ", qhost with " + compiler + ") (hint: " +
                 rebuild_hint("wrong_abi_version") + ")");
 }
 

@@ -17,7 +17,8 @@ using qplug_transforms::TransformOptions;
 qsdk::Schema<CifarOptions> CifarOptions::schema() {
   qsdk::Schema<CifarOptions> s("CIFAR-10 / CIFAR-100 binary version");
   s.field("root", &CifarOptions::root, "folder holding the .bin files (or cifar-10-batches-bin / cifar-100-binary)")
-      .required();
+      .required()
+      .path();
   s.field("variant", &CifarOptions::variant, "which dataset").one_of({"cifar10", "cifar100"});
   s.field("label", &CifarOptions::label, "CIFAR-100 label set: fine (100 classes) or coarse (20)")
       .one_of({"fine", "coarse"});

@@ -17,7 +17,7 @@ using qplug_transforms::TransformOptions;
 
 qsdk::Schema<IdxOptions> IdxOptions::schema() {
   qsdk::Schema<IdxOptions> s("MNIST-style IDX files (MNIST, Fashion-MNIST), raw or gzip");
-  s.field("root", &IdxOptions::root, "folder holding the IDX files").required();
+  s.field("root", &IdxOptions::root, "folder holding the IDX files").required().path();
   s.field("train_images", &IdxOptions::train_images, "training images file (name, .gz tried too)");
   s.field("train_labels", &IdxOptions::train_labels, "training labels file");
   s.field("test_images", &IdxOptions::test_images, "test images file");

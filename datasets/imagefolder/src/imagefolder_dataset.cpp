@@ -19,7 +19,7 @@ using qplug_transforms::TransformOptions;
 
 qsdk::Schema<ImageFolderOptions> ImageFolderOptions::schema() {
   qsdk::Schema<ImageFolderOptions> s("ImageNet-layout image folders (root/train/<class>/, root/val/<class>/)");
-  s.field("root", &ImageFolderOptions::root, "folder holding the split folders").required();
+  s.field("root", &ImageFolderOptions::root, "folder holding the split folders").required().path();
   s.field("train_dir", &ImageFolderOptions::train_dir, "training split folder under root");
   s.field("val_dir", &ImageFolderOptions::val_dir, "evaluation split folder under root");
   s.field("dct_scaling", &ImageFolderOptions::dct_scaling,

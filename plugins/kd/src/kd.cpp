@@ -20,6 +20,7 @@ struct KdOptions {
         .required()
         .field("checkpoint", &KdOptions::checkpoint, "HDF5 checkpoint of the teacher (relative to the TOML file)")
         .required()
+        .path()
         .field("alpha", &KdOptions::alpha, "weight of the distillation term; CE gets 1-alpha (omitted at 1)")
         .range(0.0, 1.0)
         .field("temperature", &KdOptions::temperature, "softmax temperature T")

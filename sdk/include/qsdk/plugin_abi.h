@@ -1,8 +1,11 @@
 /* qsdk/plugin_abi.h - the C handshake between qhost and a plugin.
  * SPDX-License-Identifier: Apache-2.0
  *
- * Compiles as C and C++. Reading the struct a plugin returns runs no plugin
- * code, so qhost can refuse a mismatched build before calling anything. */
+ * Compiles as C and C++. A plugin carries its build stamp twice: in the ELF
+ * section QTOOL_PLUGIN_STAMP_SECTION (a qtool_plugin_stamp_note, which qhost
+ * reads from the file before dlopen, so a mismatched build is refused before
+ * any of its code, static initialisers included, runs) and in the struct its
+ * entry returns (checked again after loading). */
 #pragma once
 #include <stdint.h>
 
@@ -10,8 +13,9 @@
 extern "C" {
 #endif
 
-/** Bumped on ANY change to the structs below or to the SDK's C++ interfaces. */
-#define QTOOL_PLUGIN_ABI_VERSION 1u
+/** Bumped on ANY change to the structs below or to the SDK's C++ interfaces.
+ *  2: the stamp note section; FieldSpec::path. */
+#define QTOOL_PLUGIN_ABI_VERSION 2u
 
 /** Name of the one symbol qhost looks up in a plugin. */
 #define QTOOL_PLUGIN_ENTRY_SYMBOL "qtool_plugin_entry_v1"
@@ -25,6 +29,31 @@ typedef struct qtool_build_stamp {
   uint32_t torch_cuda;        /**< CUDA version LibTorch was built with (e.g. 12080), 0 = CPU */
   const char *compiler;       /**< informational, e.g. "GNU 12.2.0" */
 } qtool_build_stamp;
+
+/** Name of the ELF section holding a plugin's qtool_plugin_stamp_note. */
+#define QTOOL_PLUGIN_STAMP_SECTION ".qtool_stamp"
+/** First 8 bytes of a qtool_plugin_stamp_note (no terminating NUL). */
+#define QTOOL_PLUGIN_STAMP_MAGIC "QTOOLSTP"
+/** Size of the text fields of a qtool_plugin_stamp_note, NUL included. */
+#define QTOOL_PLUGIN_STAMP_TEXT 64
+
+/** The build stamp as plain bytes in the plugin file (no pointers, so no
+ *  relocation is needed to read it): qhost parses the ELF section headers,
+ *  finds QTOOL_PLUGIN_STAMP_SECTION and compares this with its own stamp
+ *  before dlopen. `magic`, `size` and `plugin_abi` keep their offsets in every
+ *  future ABI, so any qhost can say which ABI a plugin was built for. The
+ *  QSDK_PLUGIN macro emits it; the section holds exactly one. */
+typedef struct qtool_plugin_stamp_note {
+  char magic[8];              /**< QTOOL_PLUGIN_STAMP_MAGIC */
+  uint32_t size;              /**< sizeof(qtool_plugin_stamp_note) */
+  uint32_t plugin_abi;        /**< as qtool_build_stamp */
+  uint32_t sdk_version;       /**< as qtool_build_stamp */
+  uint32_t torch_version;     /**< as qtool_build_stamp */
+  uint32_t glibcxx_cxx11_abi; /**< as qtool_build_stamp */
+  uint32_t torch_cuda;        /**< as qtool_build_stamp */
+  char name[QTOOL_PLUGIN_STAMP_TEXT];     /**< plugin name, NUL-terminated */
+  char compiler[QTOOL_PLUGIN_STAMP_TEXT]; /**< informational, NUL-terminated (truncated) */
+} qtool_plugin_stamp_note;
 
 /** Opaque: a qsdk::Registrar seen from C. */
 struct qtool_registrar_handle;

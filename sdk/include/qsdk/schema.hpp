@@ -42,6 +42,10 @@ struct QSDK_API FieldSpec {
   std::optional<double> max;         ///< inclusive upper bound
   std::vector<std::string> allowed;  ///< allowed strings (enumeration)
   Kind component_kind = Kind::quantizer;  ///< kind of a nested component
+  /// A filesystem path (string, or list of strings): the host makes a
+  /// relative value absolute against the folder of the TOML file that wrote
+  /// it, so components only ever see absolute paths (or "").
+  bool path = false;
 };
 
 /// Type-erased schema: a summary plus the fields in declaration order.
@@ -169,6 +173,12 @@ class Schema {
     if (last().type == FieldType::list && last().element == FieldType::string)
       last().element = FieldType::enumeration;
     last().allowed = std::move(allowed);
+    return *this;
+  }
+  /// Marks the last string field (or list of strings) as a filesystem path,
+  /// resolved relative to the TOML file that names it (FieldSpec::path).
+  Schema& path() {
+    last().path = true;
     return *this;
   }
   /// Makes the last field required (its struct default is not used).
