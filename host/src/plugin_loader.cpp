@@ -87,9 +87,11 @@ void throw_if_mismatched(const std::string& path, const std::string& plugin, con
     built.push_back(m.plugin);
     uses.push_back(m.host);
   }
-  std::string compilers = std::string(" (plugin compiled with ") +
-                          (stamp.compiler ? stamp.compiler : "unknown compiler") + ", qhost with " + host.compiler +
-                          ")";
+  // A stamp of another plugin ABI carries no compiler we can read: say nothing
+  // rather than "unknown".
+  const bool known = stamp.compiler && *stamp.compiler;
+  std::string compilers =
+      known ? std::string(" (plugin compiled with ") + stamp.compiler + ", qhost with " + host.compiler + ")" : "";
   throw qsdk::Error(ErrorCategory::plugin, path,
                     "plugin '" + plugin + "' was built for " + join(built) + "; this qhost uses " + join(uses) +
                         compilers,

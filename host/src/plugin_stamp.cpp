@@ -206,6 +206,9 @@ std::string tail_lines(const std::string& text, size_t lines) {
 }
 }  // namespace
 
+// The probe child's exit status when an initialiser threw (out of dlopen).
+constexpr int kProbeThrew = 125;
+
 void probe_static_initialisers(const std::string& path, const std::string& plugin, int timeout_s) {
   int err_pipe[2], status_pipe[2];
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return;  // no probe possible: the in-process load decides
@@ -226,11 +229,23 @@ void probe_static_initialisers(const std::string& path, const std::string& plugi
     ::dup2(err_pipe[1], STDERR_FILENO);
     int null = ::open("/dev/null", O_WRONLY);
     if (null >= 0) ::dup2(null, STDOUT_FILENO);
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    const char verdict = handle ? 'Y' : 'N';
-    ssize_t ignored = ::write(status_pipe[1], &verdict, 1);
-    (void)ignored;
-    ::_exit(0);  // no destructors, no atexit handlers: nothing of the plugin runs past its initialisers
+    // An exception thrown by an initialiser unwinds out of dlopen into this
+    // frame: it must end here, or the child would carry on as a second qhost.
+    // No destructors, no atexit handlers: nothing of the plugin runs past its
+    // initialisers.
+    try {
+      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      const char verdict = handle ? 'Y' : 'N';
+      ssize_t ignored = ::write(status_pipe[1], &verdict, 1);
+      (void)ignored;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::fflush(stderr);
+      ::_exit(kProbeThrew);
+    } catch (...) {
+      ::_exit(kProbeThrew);
+    }
+    ::_exit(0);
   }
   ::close(err_pipe[1]);
   ::close(status_pipe[1]);
@@ -265,6 +280,8 @@ void probe_static_initialisers(const std::string& path, const std::string& plugi
   std::string how;
   if (timed_out)
     how = "did not finish within " + std::to_string(timeout_s) + " s";
+  else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == kProbeThrew && status.empty())
+    how = "threw an exception";
   else if (WIFSIGNALED(wstatus))
     how = std::string("ended the process with signal ") + std::to_string(WTERMSIG(wstatus)) + " (" +
           ::strsignal(WTERMSIG(wstatus)) + ")";

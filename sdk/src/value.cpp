@@ -2,10 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
-#include <iomanip>
 #include <limits>
-#include <sstream>
 
 namespace qsdk {
 
@@ -78,16 +77,16 @@ std::string quote(const std::string& s) {
 std::string format_double(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  // Shortest text that round-trips, always with a '.' or exponent so TOML
-  // reads it back as a float.
-  std::ostringstream os;
-  os << std::setprecision(std::numeric_limits<double>::max_digits10 - 2) << v;
-  std::string s = os.str();
-  // strtod, not stod: stod throws out_of_range for subnormals (1e-310).
-  if (std::strtod(s.c_str(), nullptr) != v) {
-    os.str("");
-    os << std::setprecision(std::numeric_limits<double>::max_digits10) << v;
-    s = os.str();
+  // Shortest %g text that round-trips (1e-310 rather than the 15-digit
+  // 9.99999999999997e-311 a fixed precision gives for a subnormal), always with
+  // a '.' or exponent so TOML reads it back as a float. strtod, not stod: stod
+  // throws out_of_range for subnormals.
+  std::string s;
+  char buf[40];
+  for (int digits = 1; digits <= std::numeric_limits<double>::max_digits10; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    s = buf;
+    if (std::strtod(buf, nullptr) == v) break;
   }
   if (s.find_first_of(".eE") == std::string::npos) s += ".0";
   return s;

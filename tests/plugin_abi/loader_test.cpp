@@ -70,11 +70,10 @@ TEST(PluginLoader, WrongAbiVersion) {
   Registry registry;
   PluginLoader loader(registry, {});
   std::string path = lib("wrong_abi_version", "wrong_abi_version");
-  std::string compiler = host_stamp().compiler;
+  // Only the stable prefix of another ABI's stamp is read: no compiler to name.
   EXPECT_EQ(error_of([&] { loader.load(path); }),
             path + ": plugin 'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI " +
-                std::to_string(QTOOL_PLUGIN_ABI_VERSION) + " (plugin compiled with " + compiler + ", qhost with " + compiler + ") (hint: " +
-                rebuild_hint("wrong_abi_version") + ")");
+                std::to_string(QTOOL_PLUGIN_ABI_VERSION) + " (hint: " + rebuild_hint("wrong_abi_version") + ")");
 }
 
 TEST(PluginLoader, WrongTorchStampReportsEveryMismatchAtOnce) {

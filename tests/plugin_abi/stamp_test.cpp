@@ -12,7 +12,6 @@
 #include <elf.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -64,7 +63,8 @@ TEST(PluginStamp, NoteOfTheGoodPlugin) {
   EXPECT_EQ(note.size, sizeof(qtool_plugin_stamp_note));
 }
 
-// Before: std::terminate inside dlopen (the exception cannot cross it).
+// Before: std::terminate inside dlopen; then, in the probe, the exception
+// unwound out of dlopen into the child's copy of qhost.
 TEST(PluginStamp, StaticInitialiserThatThrowsIsRefusedAndOthersStillLoad) {
   Registry registry;
   PluginLoader loader(registry, {kRoot + "/good", kRoot + "/static_init_throws"});
@@ -73,8 +73,7 @@ TEST(PluginStamp, StaticInitialiserThatThrowsIsRefusedAndOthersStillLoad) {
   std::string e = errors[0].what();
   EXPECT_EQ(errors[0].category(), qsdk::ErrorCategory::plugin);
   EXPECT_TRUE(has(e, lib("static_init_throws", "static_init_throws") +
-                         ": plugin 'static_init_throws': its static initialisers ended the process with signal " +
-                         std::to_string(SIGABRT)))
+                         ": plugin 'static_init_throws': its static initialisers threw an exception"))
       << e;
   EXPECT_TRUE(has(e, "cannot open /nonexistent/lookup.bin")) << e;  // what() of the exception, from the probe's stderr
   ASSERT_EQ(loader.loaded().size(), 1u);
