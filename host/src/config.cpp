@@ -71,10 +71,16 @@ std::string position(const std::string& file, size_t line, size_t column) {
 void check_key_depth(std::string_view text, const std::string& origin) {
   const char* const begin = text.data();
   size_t line = 1, col = 1, dots = 0, start_line = 0, start_col = 0;
-  // A quote opens a string only where TOML allows one (a key or a value); a
-  // quote elsewhere is a syntax error that toml++ reports, and what follows it
-  // is not taken for string contents (a non-ASCII character there is refused).
-  char previous = '\n';  // last character outside whitespace, strings and comments
+  // A quote opens a string only where TOML's grammar allows one: a key (at a
+  // line start, after a key's '.', in a table header, after '{' or an inline
+  // table's ',') or a value (after '=', or a '[' or ',' of an array). A quote
+  // elsewhere is a syntax error that toml++ reports, and what follows it is not
+  // taken for string contents (a non-ASCII character there is refused).
+  std::vector<char> open;  // '[' array, 'h' table header bracket, '{' inline table
+  bool string_ok = true;   // may a string start here?
+  bool in_key = true;      // a key is being read (before its '=')
+  bool line_start = true;  // nothing significant yet on this line (outside any array)
+  char last = '\n';        // last significant character
   auto advance = [&](size_t n) {
     for (size_t k = 0; k < n; ++k) {
       if (text[0] == '\n') {
@@ -87,9 +93,74 @@ void check_key_depth(std::string_view text, const std::string& origin) {
     }
   };
   auto starts = [&](std::string_view p) { return text.substr(0, p.size()) == p; };
-  auto string_may_start = [&] {
-    return previous == '\n' || previous == '=' || previous == '[' || previous == ',' || previous == '{' ||
-           previous == '.';
+  // Escapes are ASCII; toml++ tests the character after a backslash for
+  // whitespace, which for some non-ASCII characters is the same undefined
+  // behaviour as above.
+  // In a multi-line string a backslash before whitespace trims all of it,
+  // newlines included, up to the next character, which toml++ tests the same way.
+  auto escape = [&](bool multi_line) {
+    size_t k = 1;
+    if (multi_line)
+      while (k < text.size() && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n')) ++k;
+    if (k < text.size() && static_cast<unsigned char>(text[k]) >= 0x80)
+      throw qsdk::Error(ErrorCategory::config, position(origin, line, col),
+                        "invalid escape sequence: a backslash followed by a non-ASCII character (after any whitespace, in a "
+                        "multi-line string)",
+                        "escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX; write a backslash as \\\\");
+  };
+  // The grammar position after significant character `ch` (outside strings and comments).
+  auto step = [&](char ch) {
+    const char top = open.empty() ? 0 : open.back();
+    switch (ch) {
+      case '\n':
+        if (open.empty() || top != '[') {  // a newline inside an array is whitespace
+          open.clear();
+          string_ok = in_key = line_start = true;
+        }
+        break;
+      case '=':
+        string_ok = in_key;
+        in_key = false;
+        break;
+      case '[':
+        if (!in_key && string_ok) {  // an array value
+          open.push_back('[');
+        } else if (line_start || (top == 'h' && last == '[')) {  // [table] or [[array of tables]]
+          open.push_back('h');
+        } else {
+          string_ok = false;
+          break;
+        }
+        string_ok = true;
+        break;
+      case ']':
+        if (top == '[' || top == 'h') open.pop_back();
+        string_ok = false;
+        break;
+      case '{':
+        if (!in_key && string_ok) {
+          open.push_back('{');
+          string_ok = in_key = true;
+        } else {
+          string_ok = false;
+        }
+        break;
+      case '}':
+        if (top == '{') open.pop_back();
+        string_ok = in_key = false;
+        break;
+      case ',':
+        string_ok = top == '[' || top == '{';
+        in_key = top == '{';
+        break;
+      case '.':
+        string_ok = in_key;
+        break;
+      default:
+        string_ok = false;  // a bare key, number, boolean, date or a closed string
+    }
+    if (ch != '\n') line_start = false;
+    last = ch;
   };
   while (!text.empty()) {
     const char c = text[0];
@@ -98,28 +169,33 @@ void check_key_depth(std::string_view text, const std::string& origin) {
       continue;
     }
     const bool quote = c == '"' || c == '\'';
-    if (quote && !string_may_start()) {
-      previous = c;
+    if (quote && !string_ok) {
+      step(c);
       advance(1);
       continue;
     }
-    if (quote) previous = c;
+    if (quote) step(c);  // the string closes a key part or a value
     if (starts("\"\"\"") || starts("'''")) {  // multi-line string
       const std::string_view close = text.substr(0, 3);
       const bool basic = c == '"';
       advance(3);
-      while (!text.empty() && !starts(close)) advance(basic && text[0] == '\\' && text.size() > 1 ? 2 : 1);
+      while (!text.empty() && !starts(close)) {
+        if (basic && text[0] == '\\') escape(true);
+        advance(basic && text[0] == '\\' && text.size() > 1 ? 2 : 1);
+      }
       advance(std::min<size_t>(3, text.size()));
       for (int extra = 0; extra < 2 && !text.empty() && text[0] == c; ++extra) advance(1);
     } else if (c == '"' || c == '\'') {  // one-line string (may be a quoted key segment)
       if (!dots && !start_line) start_line = line, start_col = col;
       advance(1);
-      while (!text.empty() && text[0] != c && text[0] != '\n')
+      while (!text.empty() && text[0] != c && text[0] != '\n') {
+        if (c == '"' && text[0] == '\\') escape(false);
         advance(c == '"' && text[0] == '\\' && text.size() > 1 && text[1] != '\n' ? 2 : 1);
+      }
       if (!text.empty() && text[0] == c) advance(1);
     } else if (c == '=' || c == ',' || c == '{' || c == '}' || c == '[' || c == ']' || c == '\n') {
       dots = start_line = start_col = 0;
-      previous = c;
+      step(c);
       advance(1);
     } else if (static_cast<unsigned char>(c) >= 0x80) {
       if (text.data() == begin && starts("\xEF\xBB\xBF")) {  // a UTF-8 byte order mark
@@ -130,7 +206,7 @@ void check_key_depth(std::string_view text, const std::string& origin) {
                         "non-ASCII character outside a string or comment",
                         "TOML bare keys and values are ASCII: put such text in a quoted string (\"...\")");
     } else {
-      if (c != ' ' && c != '\t' && c != '\r') previous = c;
+      if (c != ' ' && c != '\t' && c != '\r') step(c);
       if (c != ' ' && c != '\t' && !start_line) start_line = line, start_col = col;
       if (c == '.' && ++dots >= kMaxKeySegments)
         throw qsdk::Error(ErrorCategory::config, position(origin, start_line, start_col),

@@ -112,8 +112,9 @@ TEST(EvalConfig, SameResultAsTheStoredConfiguration) {
   EXPECT_TRUE(has(given.output, "eval: model, quantizers and data from")) << given.output;
 }
 
-// A QTool-layout torchvision ResNet-18 checkpoint ({'state_dict': {'module.' + name}}),
-// converted by tools/torch2h5.py: it holds no configuration, so eval needs --config.
+// A QTool-layout torchvision ResNet-18 checkpoint ({'state_dict': {'module.' + name}},
+// 10 classes), converted by tools/torch2h5.py: it holds no configuration, so eval
+// needs --config.
 TEST(EvalConfig, ConvertedTorchvisionResNet18) {
   const auto dir = fresh("converted_r18");
   const std::string py = "/usr/bin/python3 ";
@@ -125,7 +126,8 @@ TEST(EvalConfig, ConvertedTorchvisionResNet18) {
   EXPECT_EQ(r.code, 5) << r.output;
   EXPECT_TRUE(has(r.output, "qhost eval " + dir + "/r18.h5 --config EXPERIMENT.toml")) << r.output;
   r = qhost("eval " + dir + "/r18.h5 --config " + experiment("fp/imagenet_resnet18_torch.toml") +
-            " --synthetic --set data.eval_batch_size=4 --set data.num_samples=8 --set experiment.threads=2");
+            " --synthetic --set data.num_classes=10 --set data.eval_batch_size=4 --set data.num_samples=8"
+            " --set experiment.threads=2");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(has(r.output, "samples 8\n")) << r.output;
   // The weights were loaded strictly: a converted file for another network is refused.
