@@ -556,6 +556,78 @@ std::string fsync_path(const std::string& path, int flags) {
   return error;
 }
 
+// Bob Jenkins' lookup3 hash (public domain), byte-wise, as HDF5 checksums metadata.
+uint32_t lookup3(const uint8_t* k, size_t length) {
+  auto rot = [](uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  auto word = [](const uint8_t* p, size_t n) {  // up to 4 little-endian bytes
+    uint32_t w = 0;
+    for (size_t i = 0; i < n && i < 4; ++i) w |= static_cast<uint32_t>(p[i]) << (8 * i);
+    return w;
+  };
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeef + static_cast<uint32_t>(length);
+  while (length > 12) {
+    a += word(k, 4);
+    b += word(k + 4, 4);
+    c += word(k + 8, 4);
+    a -= c; a ^= rot(c, 4); c += b;
+    b -= a; b ^= rot(a, 6); a += c;
+    c -= b; c ^= rot(b, 8); b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4); b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  a += word(k, std::min<size_t>(length, 4));
+  if (length > 4) b += word(k + 4, std::min<size_t>(length - 4, 4));
+  if (length > 8) c += word(k + 8, length - 8);
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+// H5Fget_file_image() of a file with a version 2/3 superblock (libver >= 1.8,
+// as written here) clears the "open for writing" flags in the copy but keeps
+// the checksum computed with them set (HDF5 1.10), so the image would not
+// open: the superblock checksum is recomputed. Returns false when the image
+// does not start with such a superblock.
+bool fix_superblock_checksum(std::vector<char>& image) {
+  static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+  if (image.size() < 12 || std::memcmp(image.data(), kSignature, 8) != 0) return false;
+  const int version = static_cast<uint8_t>(image[8]);
+  if (version < 2) return true;  // no checksum in versions 0 and 1
+  // signature, version, size of offsets, size of lengths, flags, 4 addresses, checksum
+  const size_t offsets = static_cast<uint8_t>(image[9]);
+  const size_t at = 12 + 4 * offsets;
+  if (image.size() < at + 4) return false;
+  const uint32_t sum = lookup3(reinterpret_cast<const uint8_t*>(image.data()), at);
+  for (int i = 0; i < 4; ++i) image[at + static_cast<size_t>(i)] = static_cast<char>((sum >> (8 * i)) & 0xff);
+  return true;
+}
+
+// Writes `bytes` to a new file `path`, fsyncs and closes it; the error text ("" on success).
+std::string write_file(const std::string& path, const std::vector<char>& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return std::string("cannot create it: ") + std::strerror(errno);
+  std::string error;
+  for (size_t done = 0; done < bytes.size() && error.empty();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) error = std::string("write failed: ") + (n < 0 ? std::strerror(errno) : "no progress");
+    else done += static_cast<size_t>(n);
+  }
+  if (error.empty() && ::fsync(fd) != 0) error = std::string("fsync failed: ") + std::strerror(errno);
+  if (::close(fd) != 0 && error.empty()) error = std::string("close failed: ") + std::strerror(errno);
+  return error;
+}
+
 // Removes the temporary file of a write that did not complete.
 struct TempFile {
   std::string path;
@@ -580,13 +652,21 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
   // temporary file, and the previous `path` is never touched.
   TempFile guard{tmp};
   const std::string disk_hint = "is the disk full or the folder read-only? the previous checkpoint is kept";
+  // The file is built in memory (HDF5's core driver, no backing store) and
+  // written with plain POSIX calls whose every result is checked: HDF5 then
+  // never does disk I/O itself, so a full disk cannot leave a half-closed HDF5
+  // file behind (HDF5 1.10 crashes at exit on one whose close failed). Costs
+  // one transient copy of the checkpoint in memory.
+  std::vector<char> image;
   {
     // Files readable by HDF5 >= 1.8, which also allows attributes over 64 KiB
     // (a long resolved TOML) through dense attribute storage.
     Handle fapl = check(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, path, "cannot create a property list");
     H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    if (H5Pset_fapl_core(fapl.get(), size_t{1} << 20, /*backing_store=*/0) < 0)
+      fail(path, "cannot set up the in-memory HDF5 driver");
     Handle file = check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, path,
-                        "cannot create the temporary file " + tmp + " (folder writable? disk full?)");
+                        "cannot create the checkpoint in memory");
     const std::string place = path;
     {
       Handle meta = check(H5Gcreate2(file.get(), "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, place,
@@ -627,12 +707,18 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
                              place, "cannot create /metrics");
       write_string_dataset(metrics.get(), "history_jsonl", data.metrics_jsonl, place + ":/metrics");
     }
-    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) fail(path, "cannot write the checkpoint", disk_hint);
-    // H5Fclose writes what is still cached (superblock, metadata): its result counts.
-    if (H5Fclose(file.release()) < 0) fail(path, "cannot complete the checkpoint (closing the file failed)", disk_hint);
+    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) fail(path, "cannot complete the checkpoint in memory");
+    const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+    if (size <= 0) fail(path, "cannot complete the checkpoint in memory");
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(file.get(), image.data(), image.size()) != size)
+      fail(path, "cannot complete the checkpoint in memory");
+    if (H5Fclose(file.release()) < 0) fail(path, "cannot complete the checkpoint in memory");
   }
-  if (const std::string error = fsync_path(tmp, O_RDONLY); !error.empty())
-    fail(path, "cannot make the checkpoint durable: " + error, disk_hint);
+  if (!fix_superblock_checksum(image)) fail(path, "the in-memory checkpoint has no HDF5 superblock");
+  if (const std::string error = write_file(tmp, image); !error.empty())
+    fail(path, "cannot write the checkpoint (temporary file " + tmp + "): " + error, disk_hint);
+  image = std::vector<char>();
   const char* crash = std::getenv("QTOOL_TEST_CRASH_AFTER_TEMP");
   if (crash != nullptr && std::string(crash) == "1") std::abort();  // test hook: die before the rename
   fs::rename(tmp, target, ec);

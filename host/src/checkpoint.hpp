@@ -41,9 +41,9 @@ struct CheckpointData {
   std::string metrics_jsonl;  ///< metric history, one JSON object per line
 };
 
-/// Writes `data` to `path` atomically: a temporary file in the same folder is
-/// written, flushed, closed, fsynced and renamed over `path`, so a crash leaves either
-/// the previous file or the new one. Any failed step (write, flush, close,
+/// Writes `data` to `path` atomically: the HDF5 file is built in memory, written
+/// to a temporary file in the same folder with checked write/fsync/close calls
+/// and renamed over `path`, so a crash leaves either the previous file or the new one. Any failed step (write, flush, close,
 /// fsync, rename) throws qsdk::Error(checkpoint) naming `path`, removes the
 /// temporary file and leaves the previous `path` untouched. Setting the environment variable
 /// QTOOL_TEST_CRASH_AFTER_TEMP=1 aborts the process after the temporary file is
