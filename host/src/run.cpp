@@ -375,12 +375,26 @@ std::vector<std::string> plugin_paths(const qsdk::Table& root) {
 // loading a plugin runs its code: like torch.load(weights_only=True), plugin
 // paths it names are refused unless the user trusts the checkpoint. Plugins
 // found by name on the user's own search path (--plugin-path, QTOOL_PLUGIN_PATH,
-// the built-in folder) and paths given with --set stay allowed.
-void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint) {
+// the built-in folder), paths in those folders (a run's own checkpoint evaluated
+// with the run's --plugin-path) and paths given with --set stay allowed.
+void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint,
+                               const std::vector<std::string>& user_dirs) {
   const auto stored = Config::from_string(stored_toml, checkpoint + ":/meta/resolved_toml", {});
   const auto named = plugin_paths(stored.root());
+  auto canonical = [](const std::string& p) {
+    std::error_code ec;
+    const auto c = fs::weakly_canonical(p, ec);
+    return ec ? fs::path(p).lexically_normal() : c;
+  };
+  std::vector<fs::path> trusted;
+  for (const auto& d : user_dirs) trusted.push_back(canonical(d));
+  auto on_user_path = [&](const std::string& p) {
+    const fs::path c = canonical(p);
+    return std::find(trusted.begin(), trusted.end(), c) != trusted.end() ||
+           std::find(trusted.begin(), trusted.end(), c.parent_path()) != trusted.end();
+  };
   for (const auto& p : plugin_paths(config.root()))
-    if (std::find(named.begin(), named.end(), p) != named.end())
+    if (std::find(named.begin(), named.end(), p) != named.end() && !on_user_path(p))
       throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
                         "names the plugin path '" + p + "'; plugins named inside a checkpoint are not loaded",
                         "a plugin runs code: pass --trust-checkpoint-plugins only for a checkpoint you trust, or "
@@ -403,7 +417,7 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
                     : Config::load(options.config_file, options.overrides);
   // The user's own --config is theirs to trust; the stored one is the checkpoint author's.
   if (options.config_file.empty() && !options.trust_checkpoint_plugins)
-    refuse_checkpoint_plugins(meta.resolved_toml, config, options.checkpoint);
+    refuse_checkpoint_plugins(meta.resolved_toml, config, options.checkpoint, loader.search_path());
   if (options.synthetic) config.use_synthetic_data();
   config.validate(registry, loader);
   if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);

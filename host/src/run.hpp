@@ -40,8 +40,10 @@ struct EvalOptions {
 /// Throws qsdk::Error(checkpoint) when `config` (a checkpoint's stored
 /// configuration `stored_toml` after --set overrides) still names a plugin path
 /// (`[plugins] path`, or a `[plugins] load` entry that is a path) that the
-/// checkpoint itself named: loading a plugin runs its code.
-void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint);
+/// checkpoint itself named and that is not (in) one of `user_dirs`, the folders
+/// the user put on the plugin search path: loading a plugin runs its code.
+void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint,
+                               const std::vector<std::string>& user_dirs);
 
 /// Evaluates a checkpoint on its (or an overridden) validation set; returns the exit code.
 /// Plugin paths named by the stored configuration are refused unless

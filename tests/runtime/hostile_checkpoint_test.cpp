@@ -176,6 +176,10 @@ TEST(HostileCheckpoint, FlagsAllowWhatTheUserVouchesFor) {
   const auto trusted =
       run_qhost({"eval", dir + "/plugins_path.h5", "--trust-checkpoint-plugins"}, dir + "/plugins.log");
   EXPECT_EQ(trusted.code, 0) << trusted.output;
+  // So is a folder the user put on the plugin search path (a run's own checkpoint).
+  const auto own = run_qhost({"--plugin-path", dir + "/evil_plugins", "eval", dir + "/plugins_path.h5"},
+                             dir + "/plugins_own.log");
+  EXPECT_EQ(own.code, 0) << own.output;
   // A --set of [plugins] path is the user's own choice, not the checkpoint's.
   const auto replaced =
       run_qhost({"eval", dir + "/plugins_path.h5", "--set", "plugins.path=[]"}, dir + "/plugins_set.log");
