@@ -491,10 +491,28 @@ std::vector<Entry> collect_group(hid_t file, const char* name, const std::string
   return out;
 }
 
+// No HDF5 filter plugins while a checkpoint is read: a file must not make this
+// process load a library. The previous state is restored afterwards (a dataset
+// reader may rely on filter plugins for its own files).
+class NoFilterPlugins {
+ public:
+  NoFilterPlugins() {
+    saved_ok_ = H5PLget_loading_state(&saved_) >= 0;
+    H5PLset_loading_state(0);
+  }
+  ~NoFilterPlugins() {
+    if (saved_ok_) H5PLset_loading_state(saved_);
+  }
+  NoFilterPlugins(const NoFilterPlugins&) = delete;
+  NoFilterPlugins& operator=(const NoFilterPlugins&) = delete;
+
+ private:
+  unsigned int saved_ = 0;
+  bool saved_ok_ = false;
+};
+
 Handle open_for_reading(const std::string& path) {
   silence_hdf5();
-  // No HDF5 filter plugins: a file must not make this process load a library.
-  H5PLset_loading_state(0);
   std::error_code ec;
   if (!fs::exists(path, ec))
     fail(path, "checkpoint file not found",
@@ -730,6 +748,7 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  NoFilterPlugins no_plugins;
   Handle file = open_for_reading(path);
   return read_meta(file.get(), path);
 }
@@ -794,6 +813,7 @@ std::string misfit(const Entry& e, const Expected& want, bool by_numel) {
 }  // namespace
 
 CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOptions& options) {
+  NoFilterPlugins no_plugins;  // declared first: restored after every handle is closed
   Handle file = open_for_reading(path);
   CheckpointData data;
   data.meta = read_meta(file.get(), path);
