@@ -41,16 +41,45 @@ struct CheckpointData {
   std::string metrics_jsonl;  ///< metric history, one JSON object per line
 };
 
-/// Writes `data` to `path` atomically: a temporary file in the same folder is
-/// written, flushed, fsynced and renamed over `path`, so a crash leaves either
-/// the previous file or the new one. Setting the environment variable
+/// Writes `data` to `path` atomically: the HDF5 file is built in memory, written
+/// to a temporary file in the same folder with checked write/fsync/close calls
+/// and renamed over `path`, so a crash leaves either the previous file or the new one. Any failed step (write, flush, close,
+/// fsync, rename) throws qsdk::Error(checkpoint) naming `path`, removes the
+/// temporary file and leaves the previous `path` untouched. Setting the environment variable
 /// QTOOL_TEST_CRASH_AFTER_TEMP=1 aborts the process after the temporary file is
 /// complete and before the rename (used by the crash test).
 void write_checkpoint(const std::string& path, const CheckpointData& data);
 
-/// Reads a whole checkpoint. Throws qsdk::Error(checkpoint) naming the file
-/// (and entry) when it is missing, not HDF5, of another format version or damaged.
-CheckpointData read_checkpoint(const std::string& path);
+/// How a checkpoint is read. Checkpoints come from strangers (docs/design.md#checkpoints):
+/// every entry is checked against what the reader expects before any tensor
+/// data is allocated, so a hostile file ends in a qsdk::Error(checkpoint).
+struct CheckpointReadOptions {
+  /// The module the checkpoint is for. When set, `/model` names, shapes and
+  /// dtypes are checked against its parameters and buffers BEFORE any data is
+  /// read, and no read is larger than the module's own tensor. When null, the
+  /// total data read is capped by `max_bytes_without_model`.
+  const torch::nn::Module* model = nullptr;
+  /// With a model: false (resume, eval, KD teacher) refuses unknown, missing,
+  /// shape- or dtype-mismatched entries, listing a few; true (train.init_from)
+  /// reads only entries whose (`module.`-stripped) name and element count fit the
+  /// model and returns the others as data-less tensors on the meta device
+  /// (shape and dtype only), which init_module_from() reports as unused or mismatched.
+  bool lenient = false;
+  /// Read `/optimizer` (only resume needs it).
+  bool read_optimizer = true;
+  /// Accept NaN/inf in `/model` tensors (`--allow-nonfinite`, for debugging a
+  /// diverged run); otherwise the first such tensor is named in an error.
+  bool allow_nonfinite = false;
+  /// Cap on all tensor bytes of a read without a model (tests, tools).
+  int64_t max_bytes_without_model = int64_t{2} << 30;
+};
+
+/// Reads a checkpoint. Throws qsdk::Error(checkpoint) naming the file (and
+/// entry) when it is missing, not HDF5, of another format version, damaged or
+/// hostile: attributes of the wrong rank/type/size, soft or external links,
+/// link cycles, external or virtual storage, unknown or ill-shaped entries,
+/// data larger than the model's, NaN/inf parameters (see CheckpointReadOptions).
+CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOptions& options = {});
 
 /// Reads only the `/meta` attributes.
 CheckpointMeta read_checkpoint_meta(const std::string& path);

@@ -228,11 +228,15 @@ int cli_main(int argc, char** argv) {
         "synthetic", "random data of the experiment's sample shape and class count in place of its dataset; absent "
                      "init_from/teacher checkpoints leave those networks at their initialisation")(
         "out", po::value<std::string>(&ro.out_dir), "run folder (default <out_dir>/<name>)")(
-        "nproc", po::value<int>(&ro.nproc)->default_value(1), "local worker processes");
+        "nproc", po::value<int>(&ro.nproc)->default_value(1), "local worker processes")(
+        "allow-nonfinite", po::bool_switch(&ro.allow_nonfinite),
+        "load checkpoints (resume, init_from, KD teacher) whose parameters hold NaN/inf (debugging)");
     pos.add("file", 1);
     if (help)
       return print_help(command,
-                        "FILE.toml [--set KEY=VALUE]... [--resume] [--smoke] [--synthetic] [--out DIR] [--nproc N]", opts,
+                        "FILE.toml [--set KEY=VALUE]... [--resume] [--smoke] [--synthetic] [--out DIR] [--nproc N] "
+                        "[--allow-nonfinite]",
+                        opts,
                         globals),
              0;
     auto cvm = parse_command(command, args, opts, pos);
@@ -267,10 +271,16 @@ int cli_main(int argc, char** argv) {
       "config", po::value<std::string>(&eo.config_file),
       "experiment TOML describing model, quantizers and data (default: the configuration stored in the checkpoint; "
       "needed for converted weights)")(
-      "synthetic", po::bool_switch(&eo.synthetic), "random data of the same sample shape and class count");
+      "synthetic", po::bool_switch(&eo.synthetic), "random data of the same sample shape and class count")(
+      "trust-checkpoint-plugins", po::bool_switch(&eo.trust_checkpoint_plugins),
+      "load plugin paths named by the checkpoint's stored configuration (they run code: trusted files only)")(
+      "allow-nonfinite", po::bool_switch(&eo.allow_nonfinite), "evaluate parameters holding NaN/inf (debugging)");
   pos.add("checkpoint", 1);
   if (help)
-    return print_help(command, "CHECKPOINT.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic]", opts,
+    return print_help(command,
+                      "CHECKPOINT.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic] "
+                      "[--trust-checkpoint-plugins] [--allow-nonfinite]",
+                      opts,
                       globals),
            0;
   auto cvm = parse_command(command, args, opts, pos);

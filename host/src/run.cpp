@@ -28,6 +28,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -87,7 +88,9 @@ struct Built {
   int64_t num_classes = 0;
 };
 
-Built build(const Config& config, Registry& registry, bool train, bool smoke, const DistEnv& dist = DistEnv()) {
+// `allow_nonfinite`: a KD teacher checkpoint may hold NaN/inf (--allow-nonfinite).
+Built build(const Config& config, Registry& registry, bool train, bool smoke, const DistEnv& dist = DistEnv(),
+            bool allow_nonfinite = false) {
   const auto& root = config.root();
   const auto exp = section_options<ExperimentOptions>(root, "experiment");
   const auto data_opts = section_options<DataOptions>(root, "data");
@@ -153,15 +156,20 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
     // (experiments) FP model + checkpoint for trick/kd's teacher: built through its own
     // quantizer-free layer factory, which the returned pointer keeps alive (aliasing).
     tctx.load_model = [&registry, &config, sample_shape, num_classes = b.num_classes, batch = data_opts.batch_size,
-                       input_size](const qsdk::Table& model, const std::string& checkpoint_path) {
+                       input_size, allow_nonfinite](const qsdk::Table& model, const std::string& checkpoint_path) {
       auto factory = std::make_shared<LayerFactory>(qsdk::Table{}, QuantizerMaker{}, batch, input_size);
       qsdk::ModelContext c;
       c.num_classes = num_classes;
       c.input_shape = sample_shape;
       c.layers = factory.get();
       auto net = registry.make_model(model, c);
-      if (!skipped_for_synthetic(config, checkpoint_path, "teacher checkpoint"))
-        load_module_state(*net, read_checkpoint(checkpoint_path).model, checkpoint_path);
+      if (!skipped_for_synthetic(config, checkpoint_path, "teacher checkpoint")) {
+        CheckpointReadOptions ro;
+        ro.model = net.get();  // checked against the teacher before any data is read
+        ro.read_optimizer = false;
+        ro.allow_nonfinite = allow_nonfinite;
+        load_module_state(*net, read_checkpoint(checkpoint_path, ro).model, checkpoint_path);
+      }
       auto holder = std::make_shared<std::pair<std::shared_ptr<LayerFactory>, std::shared_ptr<qsdk::ModelImpl>>>(
           std::move(factory), net);
       return std::shared_ptr<qsdk::ModelImpl>(holder, net.get());
@@ -287,11 +295,16 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
     qsdk::set_batch_norm2d_maker(
         [](const torch::nn::BatchNorm2dOptions& o) { return torch::nn::AnyModule(SyncBatchNorm2d(o)); });
 
-  Built b = build(config, registry, true, options.smoke, dist);
+  Built b = build(config, registry, true, options.smoke, dist, options.allow_nonfinite);
   if (!train.init_from.empty() && !options.resume &&
       !skipped_for_synthetic(config, resolve_path(train.init_from, config), "train.init_from")) {
     const auto path = resolve_path(train.init_from, config);
-    auto data = read_checkpoint(path);
+    CheckpointReadOptions ro;
+    ro.model = b.parts.model.get();
+    ro.lenient = true;  // only entries that fit are read; the others are reported
+    ro.read_optimizer = false;
+    ro.allow_nonfinite = options.allow_nonfinite;
+    auto data = read_checkpoint(path, ro);
     auto report = init_module_from(*b.parts.model, data.model);
     spdlog::info("init_from {}: {}", path, report.summary());
     if (report.matched.empty())
@@ -321,7 +334,7 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   ts.verify_every = dist_opts.verify_every;
   b.parts.comm = comm;
   Trainer trainer(std::move(b.parts), ts);
-  if (options.resume) trainer.resume_from(folder.last_checkpoint());
+  if (options.resume) trainer.resume_from(folder.last_checkpoint(), options.allow_nonfinite);
   const auto t0 = std::chrono::steady_clock::now();
   auto result = trainer.fit();
   if (comm) comm->shutdown();
@@ -332,6 +345,60 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   else
     spdlog::info("done in {}; files in {}", format_duration(seconds), folder.dir);
   return 0;
+}
+
+namespace {
+
+// `[plugins] path` folders and `[plugins] load` entries that are paths (a '/'
+// or a .so name) in a configuration, as written.
+std::vector<std::string> plugin_paths(const qsdk::Table& root) {
+  std::vector<std::string> out;
+  auto p = root.find("plugins");
+  if (p == root.end() || p->second.type() != qsdk::Value::Type::table) return out;
+  for (const char* key : {"path", "load"}) {
+    auto it = p->second.as_table().find(key);
+    if (it == p->second.as_table().end() || it->second.type() != qsdk::Value::Type::list) continue;
+    for (const auto& e : it->second.as_list()) {
+      if (e.type() != qsdk::Value::Type::string) continue;
+      const std::string& s = e.as_string();
+      const bool is_path = std::string(key) == "path" || s.find('/') != std::string::npos ||
+                           (s.size() > 3 && s.compare(s.size() - 3, 3, ".so") == 0);
+      if (is_path) out.push_back(s);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// The configuration stored in a checkpoint is the checkpoint author's, and
+// loading a plugin runs its code: like torch.load(weights_only=True), plugin
+// paths it names are refused unless the user trusts the checkpoint. Plugins
+// found by name on the user's own search path (--plugin-path, QTOOL_PLUGIN_PATH,
+// the built-in folder), paths in those folders (a run's own checkpoint evaluated
+// with the run's --plugin-path) and paths given with --set stay allowed.
+void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint,
+                               const std::vector<std::string>& user_dirs) {
+  const auto stored = Config::from_string(stored_toml, checkpoint + ":/meta/resolved_toml", {});
+  const auto named = plugin_paths(stored.root());
+  auto canonical = [](const std::string& p) {
+    std::error_code ec;
+    const auto c = fs::weakly_canonical(p, ec);
+    return ec ? fs::path(p).lexically_normal() : c;
+  };
+  std::vector<fs::path> trusted;
+  for (const auto& d : user_dirs) trusted.push_back(canonical(d));
+  auto on_user_path = [&](const std::string& p) {
+    const fs::path c = canonical(p);
+    return std::find(trusted.begin(), trusted.end(), c) != trusted.end() ||
+           std::find(trusted.begin(), trusted.end(), c.parent_path()) != trusted.end();
+  };
+  for (const auto& p : plugin_paths(config.root()))
+    if (std::find(named.begin(), named.end(), p) != named.end() && !on_user_path(p))
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
+                        "names the plugin path '" + p + "'; plugins named inside a checkpoint are not loaded",
+                        "a plugin runs code: pass --trust-checkpoint-plugins only for a checkpoint you trust, or "
+                        "put the plugin on your own --plugin-path and --set plugins.path=[]");
 }
 
 int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options) {
@@ -348,6 +415,9 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
                     ? Config::from_string(meta.resolved_toml, options.checkpoint + ":/meta/resolved_toml",
                                           options.overrides)
                     : Config::load(options.config_file, options.overrides);
+  // The user's own --config is theirs to trust; the stored one is the checkpoint author's.
+  if (options.config_file.empty() && !options.trust_checkpoint_plugins)
+    refuse_checkpoint_plugins(meta.resolved_toml, config, options.checkpoint, loader.search_path());
   if (options.synthetic) config.use_synthetic_data();
   config.validate(registry, loader);
   if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);
@@ -355,9 +425,13 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   set_threads(exp.threads);
   set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
-  Built b = build(config, registry, false, false);
-  auto data = read_checkpoint(options.checkpoint);
-  if (b.parts.schedule) b.parts.schedule->catch_up_quantizers(data.meta.epoch, nullptr);
+  Built b = build(config, registry, false, false, DistEnv(), options.allow_nonfinite);
+  if (b.parts.schedule) b.parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
+  CheckpointReadOptions ro;
+  ro.model = b.parts.model.get();  // entries checked against the model before any data is read
+  ro.read_optimizer = false;
+  ro.allow_nonfinite = options.allow_nonfinite;
+  auto data = read_checkpoint(options.checkpoint, ro);
   load_module_state(*b.parts.model, data.model, options.checkpoint);
   TrainerSettings ts;
   ts.device = check_device(exp.device);

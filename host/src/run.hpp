@@ -16,6 +16,7 @@ struct RunOptions {
   bool smoke = false;    ///< two training steps and two eval batches (CTest)
   std::string out_dir;   ///< overrides [experiment] out_dir when non-empty
   int nproc = 1;         ///< local worker processes
+  bool allow_nonfinite = false;  ///< --allow-nonfinite: load checkpoints holding NaN/inf (resume, init_from, KD teacher)
   /// The command line a local rank is started with (globals, `run`, the run
   /// arguments without --nproc); used when nproc > 1.
   std::vector<std::string> rank_args;
@@ -32,9 +33,21 @@ struct EvalOptions {
                                         ///< data (e.g. for weights converted by tools/torch2h5.py); empty =
                                         ///< the configuration stored in the checkpoint
   bool synthetic = false;               ///< --synthetic: random data of the same shape (Config::use_synthetic_data)
+  bool trust_checkpoint_plugins = false;  ///< --trust-checkpoint-plugins: load plugin paths its config names
+  bool allow_nonfinite = false;           ///< --allow-nonfinite: evaluate parameters holding NaN/inf
 };
 
+/// Throws qsdk::Error(checkpoint) when `config` (a checkpoint's stored
+/// configuration `stored_toml` after --set overrides) still names a plugin path
+/// (`[plugins] path`, or a `[plugins] load` entry that is a path) that the
+/// checkpoint itself named and that is not (in) one of `user_dirs`, the folders
+/// the user put on the plugin search path: loading a plugin runs its code.
+void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& config, const std::string& checkpoint,
+                               const std::vector<std::string>& user_dirs);
+
 /// Evaluates a checkpoint on its (or an overridden) validation set; returns the exit code.
+/// Plugin paths named by the stored configuration are refused unless
+/// `trust_checkpoint_plugins` (see refuse_checkpoint_plugins()).
 int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options);
 
 }  // namespace qhost

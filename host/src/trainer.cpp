@@ -117,10 +117,15 @@ CheckpointData Trainer::snapshot() const {
 
 void Trainer::save(const std::string& path) const { write_checkpoint(path, snapshot()); }
 
-void Trainer::resume_from(const std::string& path) {
-  auto data = read_checkpoint(path);
-  // (schedule) Quantizers changed by [[schedule]] before the checkpoint was written.
-  if (parts_.schedule) parts_.schedule->catch_up_quantizers(data.meta.epoch, parts_.optimizer.get());
+void Trainer::resume_from(const std::string& path, bool allow_nonfinite) {
+  // (schedule) Quantizers changed by [[schedule]] before the checkpoint was written;
+  // first, so the model the entries are checked against has their shapes.
+  if (parts_.schedule) parts_.schedule->catch_up_quantizers(read_checkpoint_meta(path).epoch, parts_.optimizer.get());
+  CheckpointReadOptions ro;
+  ro.model = parts_.model.get();  // entries checked against the model before any data is read
+  ro.read_optimizer = parts_.optimizer != nullptr;
+  ro.allow_nonfinite = allow_nonfinite;
+  auto data = read_checkpoint(path, ro);
   load_module_state(*parts_.model, data.model, path);
   if (parts_.optimizer) {
     if (!data.meta.optimizer_type.empty() && data.meta.optimizer_type != parts_.optimizer->type())

@@ -79,7 +79,7 @@ class Trainer {
 
   /// Restores model, optimizer, RNG, epoch/step, best top-1 and the metric
   /// history from a checkpoint written by this trainer (strict).
-  void resume_from(const std::string& path);
+  void resume_from(const std::string& path, bool allow_nonfinite = false);
   /// Runs the remaining epochs; returns the last evaluation (if any).
   std::optional<EvalResult> fit();
   /// Evaluates on the evaluation loader (model in eval mode, no gradients).

@@ -1,5 +1,5 @@
 // HDF5 checkpoints: round trip with dtypes, errors naming file and entry,
-// crash safety of the atomic write, lenient initialisation.
+// crash safety of the atomic write, lenient initialisation, hostile files.
 #include "checkpoint.hpp"
 
 #include <qsdk/error.hpp>
@@ -8,13 +8,18 @@
 #include <torch/torch.h>
 
 #include <hdf5.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace qhost;
@@ -267,5 +272,198 @@ TEST(CheckpointDeathTest, CrashDuringSaveKeepsThePreviousCheckpoint) {
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().filename().string().rfind(".last.h5.tmp-", 0) == 0) ++temps;
   EXPECT_EQ(temps, 1);
+  fs::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- hostile files (issue 11)
+// The CLI side (every file of tests/runtime/hostile_checkpoints.py through
+// `qhost eval`) is runtime_hostile_checkpoint_test; these check the reader's API.
+
+namespace {
+
+// Opens `path` read-write and runs `edit` on the file handle.
+void edit_file(const std::string& path, const std::function<void(hid_t)>& edit) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  edit(f);
+  ASSERT_GE(H5Fclose(f), 0);
+}
+
+// Replaces /model/<name> by an unwritten float dataset of `rows` x `cols`.
+void replace_with_huge(hid_t f, const std::string& name, hsize_t rows, hsize_t cols) {
+  const std::string full = "model/" + name;
+  H5Ldelete(f, full.c_str(), H5P_DEFAULT);
+  const hsize_t dims[2] = {rows, cols};
+  hid_t space = H5Screate_simple(2, dims, nullptr);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t d = H5Dcreate2(f, full.c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(d, 0);
+  H5Dclose(d);
+  H5Pclose(lcpl);
+  H5Sclose(space);
+}
+
+// In a death-test child: may write 16 KiB per file (RLIMIT_FSIZE; SIGXFSZ
+// ignored so write() returns EFBIG), so a 1 MiB checkpoint cannot be completed.
+// Exits 0 when write_checkpoint throws a checkpoint error (printed to stderr).
+void write_with_small_file_limit(const std::string& path, const torch::nn::Module& m) {
+  const rlimit small{16 << 10, 16 << 10};
+  ::setrlimit(RLIMIT_FSIZE, &small);
+  ::signal(SIGXFSZ, SIG_IGN);
+  auto second = sample(m);
+  second.meta.epoch = 2;
+  second.optimizer.emplace_back("conv.weight/exp_avg", torch::randn({1 << 18}));
+  try {
+    write_checkpoint(path, second);
+  } catch (const qsdk::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(e.category() == qsdk::ErrorCategory::checkpoint ? 0 : 1);
+  }
+  std::exit(2);
+}
+
+}  // namespace
+
+TEST(CheckpointHostile, ArrayValuedAttributeIsRefusedBeforeReading) {
+  const auto dir = temp_dir("attr_array");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  write_checkpoint(path, sample(*m));
+  edit_file(path, [](hid_t f) {
+    hid_t g = H5Gopen2(f, "meta", H5P_DEFAULT);
+    H5Adelete(g, "epoch");
+    const hsize_t n = 100000;  // H5Aread into one int64_t would write 800 KB past it
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t a = H5Acreate2(g, "epoch", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    std::vector<int64_t> values(n, 7);
+    H5Awrite(a, H5T_NATIVE_INT64, values.data());
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Gclose(g);
+  });
+  const auto msg = error_of([&] { read_checkpoint_meta(path); });
+  EXPECT_NE(msg.find(path + ":/meta/epoch"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("single value"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointHostile, LinkCycleIsRefused) {
+  const auto dir = temp_dir("cycle");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  write_checkpoint(path, sample(*m));
+  edit_file(path, [](hid_t f) {
+    // /model/conv/loop -> /model: a walk without a visited set never ends.
+    ASSERT_GE(H5Lcreate_hard(f, "model", f, "model/conv/loop", H5P_DEFAULT, H5P_DEFAULT), 0);
+  });
+  const auto msg = error_of([&] { read_checkpoint(path); });
+  EXPECT_NE(msg.find(path + ":/model/conv/loop"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("already seen"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointHostile, ShapesAreCheckedBeforeAnythingIsAllocated) {
+  const auto dir = temp_dir("huge");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  write_checkpoint(path, sample(*m));
+  // 150000 x 150000 float32 = 84 GiB declared by a file of a few KB.
+  edit_file(path, [](hid_t f) { replace_with_huge(f, "conv/weight", 150000, 150000); });
+  CheckpointReadOptions strict;
+  strict.model = m.get();
+  auto msg = error_of([&] { read_checkpoint(path, strict); });
+  EXPECT_NE(msg.find("'conv.weight': model has [3, 2, 1, 1], checkpoint has [150000, 150000]"), std::string::npos)
+      << msg;
+  // Without a model the total is capped.
+  msg = error_of([&] { read_checkpoint(path); });
+  EXPECT_NE(msg.find("MiB of tensors"), std::string::npos) << msg;
+  // A lenient read (train.init_from) skips it: a data-less meta tensor, reported as mismatched.
+  CheckpointReadOptions lenient = strict;
+  lenient.lenient = true;
+  const auto data = read_checkpoint(path, lenient);
+  std::map<std::string, torch::Tensor> by_name(data.model.begin(), data.model.end());
+  ASSERT_TRUE(by_name.count("conv.weight"));
+  EXPECT_TRUE(by_name["conv.weight"].is_meta());
+  Tiny other;
+  const auto report = init_module_from(*other, data.model);
+  ASSERT_EQ(report.mismatched.size(), 1u);
+  EXPECT_EQ(report.mismatched[0].rfind("conv.weight", 0), 0u) << report.mismatched[0];
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointHostile, UnwrittenDatasetOfTheRightShapeIsRefused) {
+  const auto dir = temp_dir("unwritten");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  write_checkpoint(path, sample(*m));
+  edit_file(path, [](hid_t f) {
+    H5Ldelete(f, "model/bn/running_mean", H5P_DEFAULT);
+    const hsize_t n = 3;
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t d = H5Dcreate2(f, "model/bn/running_mean", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(d);
+    H5Sclose(space);
+  });
+  CheckpointReadOptions ro;
+  ro.model = m.get();
+  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  EXPECT_NE(msg.find(path + ":/model/bn/running_mean"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("holds no data"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointHostile, StrictReadListsAFewUnknownNames) {
+  const auto dir = temp_dir("unknown");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  auto data = sample(*m);
+  for (int i = 0; i < 50; ++i) data.model.emplace_back("stranger" + std::to_string(100 + i), torch::zeros({2}));
+  write_checkpoint(path, data);
+  CheckpointReadOptions ro;
+  ro.model = m.get();
+  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  EXPECT_NE(msg.find("50 unused entries (not in the model): 'stranger100'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("stranger149"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointHostile, NonFiniteParametersAreRefusedUnlessAllowed) {
+  const auto dir = temp_dir("nonfinite");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  {
+    torch::NoGradGuard no_grad;
+    m->conv->weight[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  write_checkpoint(path, sample(*m));
+  CheckpointReadOptions ro;
+  ro.model = m.get();
+  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  EXPECT_NE(msg.find(path + ":/model/conv/weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("NaN"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--allow-nonfinite"), std::string::npos) << msg;
+  ro.allow_nonfinite = true;
+  Tiny other;
+  EXPECT_NO_THROW(load_module_state(*other, read_checkpoint(path, ro).model, path));
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointDeathTest, FailedWriteKeepsThePreviousCheckpointAndRemovesItsTemp) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto dir = temp_dir("write_fail", true);
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  auto first = sample(*m);
+  first.meta.epoch = 1;
+  write_checkpoint(path, first);
+  EXPECT_EXIT(write_with_small_file_limit(path, *m), ::testing::ExitedWithCode(0),
+              "last\\.h5: cannot write the checkpoint");
+  const auto back = read_checkpoint(path);
+  EXPECT_EQ(back.meta.epoch, 1);
+  int temps = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(".last.h5.tmp-", 0) == 0) ++temps;
+  EXPECT_EQ(temps, 0) << "the failed write left its temporary file";
   fs::remove_all(dir);
 }
