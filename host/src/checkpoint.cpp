@@ -2,6 +2,8 @@
 // interface, and every handle is closed by the small RAII type below.
 #include "checkpoint.hpp"
 
+#include "test_seams.hpp"
+
 #include <qsdk/error.hpp>
 #include <qsdk/version.hpp>
 
@@ -737,8 +739,7 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
   if (const std::string error = write_file(tmp, image); !error.empty())
     fail(path, "cannot write the checkpoint (temporary file " + tmp + "): " + error, disk_hint);
   image = std::vector<char>();
-  const char* crash = std::getenv("QTOOL_TEST_CRASH_AFTER_TEMP");
-  if (crash != nullptr && std::string(crash) == "1") std::abort();  // test hook: die before the rename
+  if (test_seams::value("CRASH_AFTER_TEMP") == std::string("1")) std::abort();  // test hook: die before the rename
   fs::rename(tmp, target, ec);
   if (ec)
     fail(path, "cannot rename the new checkpoint into place: " + ec.message(), "check permissions of the run folder");

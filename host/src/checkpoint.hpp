@@ -45,9 +45,9 @@ struct CheckpointData {
 /// to a temporary file in the same folder with checked write/fsync/close calls
 /// and renamed over `path`, so a crash leaves either the previous file or the new one. Any failed step (write, flush, close,
 /// fsync, rename) throws qsdk::Error(checkpoint) naming `path`, removes the
-/// temporary file and leaves the previous `path` untouched. Setting the environment variable
-/// QTOOL_TEST_CRASH_AFTER_TEMP=1 aborts the process after the temporary file is
-/// complete and before the rename (used by the crash test).
+/// temporary file and leaves the previous `path` untouched. In test builds
+/// (test_seams.hpp) the environment variable QTOOL_TEST_CRASH_AFTER_TEMP=1 aborts the
+/// process after the temporary file is complete and before the rename (used by the crash test).
 void write_checkpoint(const std::string& path, const CheckpointData& data);
 
 /// How a checkpoint is read. Checkpoints come from strangers (docs/design.md#checkpoints):

@@ -230,17 +230,25 @@ int cli_main(int argc, char** argv) {
         "out", po::value<std::string>(&ro.out_dir), "run folder (default <out_dir>/<name>)")(
         "nproc", po::value<int>(&ro.nproc)->default_value(1), "local worker processes")(
         "allow-nonfinite", po::bool_switch(&ro.allow_nonfinite),
-        "load checkpoints (resume, init_from, KD teacher) whose parameters hold NaN/inf (debugging)");
+        "load checkpoints (resume, init_from, KD teacher) whose parameters hold NaN/inf (debugging)")(
+        "overwrite", po::bool_switch(&ro.overwrite), "replace a run already in the run folder (deletes its files)")(
+        "reset-optimizer", po::bool_switch(&ro.reset_optimizer),
+        "--resume from a checkpoint without optimizer state (momentum restarts from zero)");
     pos.add("file", 1);
     if (help)
       return print_help(command,
-                        "FILE.toml [--set KEY=VALUE]... [--resume] [--smoke] [--synthetic] [--out DIR] [--nproc N] "
-                        "[--allow-nonfinite]",
-                        opts,
-                        globals),
+                        "FILE.toml [--set KEY=VALUE]... [--resume [--reset-optimizer]] [--overwrite] [--smoke] "
+                        "[--synthetic] [--out DIR] [--nproc N] [--allow-nonfinite]",
+                        opts, globals),
              0;
     auto cvm = parse_command(command, args, opts, pos);
     require(cvm, command, "file", "experiment file");
+    if (ro.overwrite && ro.resume)
+      throw qsdk::Error(ErrorCategory::usage, "--overwrite", "cannot be combined with --resume",
+                        "--resume continues the run in the folder, --overwrite replaces it: pick one");
+    if (ro.reset_optimizer && !ro.resume)
+      throw qsdk::Error(ErrorCategory::usage, "--reset-optimizer", "only applies to --resume",
+                        "add --resume, or drop --reset-optimizer");
     if (ro.nproc < 1)
       throw qsdk::Error(ErrorCategory::usage, "--nproc", std::to_string(ro.nproc) + " is not a process count",
                         "use --nproc 1 or more");

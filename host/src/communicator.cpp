@@ -11,10 +11,13 @@
 #include "communicator.hpp"
 
 #include "logging.hpp"
+#include "test_seams.hpp"
 
 #include <qsdk/error.hpp>
 
+#include <c10/util/hash.h>
 #include <spdlog/spdlog.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
@@ -30,7 +33,11 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
+
+#include <signal.h>
+#include <unistd.h>
 
 namespace qhost {
 namespace {
@@ -43,8 +50,70 @@ using PgBase = c10d::ProcessGroup;
 
 using Clock = std::chrono::steady_clock;
 
-std::string hb_key(int64_t rank) { return "qtool/heartbeat/" + std::to_string(rank); }
-std::string step_key(int64_t rank) { return "qtool/step/" + std::to_string(rank); }
+// Relative to the job's PrefixStore ("qtool/<job id>/").
+std::string hb_key(int64_t rank) { return "heartbeat/" + std::to_string(rank); }
+std::string step_key(int64_t rank) { return "step/" + std::to_string(rank); }
+
+std::string text(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+// What rank `rank` shows to prove it holds the job token, bound to this rendezvous' nonce.
+std::string join_proof(const DistEnv& env, int64_t rank, const std::string& nonce) {
+  if (env.job_token.empty()) return "-";
+  c10::sha1 h(env.job_token + "|" + env.job_id + "|" + std::to_string(rank) + "|" + nonce);
+  return h.str();
+}
+
+std::string random_hex(size_t n) {
+  std::random_device rd;
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += digits[rd() % 16];
+  return s;
+}
+
+// The join check (keys under "qtool/join/", outside any job prefix, so that a rank
+// of another job is named instead of waiting on keys nobody writes): every rank
+// posts its job id and a proof of the job token bound to rank 0's nonce; rank 0
+// checks them all and posts a verdict; the others check rank 0's proof too.
+void check_join(c10d::Store& store, const DistEnv& env) {
+  const std::string base = "qtool/join/";
+  if (env.rank == 0) store.set(base + "nonce", bytes(random_hex(32)));
+  store.wait({base + "nonce"});
+  const std::string nonce = text(store.get(base + "nonce"));
+  store.set(base + std::to_string(env.rank), bytes(env.job_id + "\n" + join_proof(env, env.rank, nonce)));
+  auto posted = [&](int64_t r) {
+    const std::string v = text(store.get(base + std::to_string(r)));
+    const auto nl = v.find('\n');
+    return std::make_pair(v.substr(0, nl), nl == std::string::npos ? std::string() : v.substr(nl + 1));
+  };
+  auto problem = [&](int64_t r) -> std::string {
+    const auto [job, proof] = posted(r);
+    if (job != env.job_id)
+      return "rank " + std::to_string(r) + " belongs to job '" + job + "', rank " + std::to_string(env.rank) +
+             " to job '" + env.job_id + "'";
+    if (proof != join_proof(env, r, nonce))
+      return "rank " + std::to_string(r) + " did not present this job's token (QTOOL_JOB_TOKEN differs or is unset)";
+    return "";
+  };
+  std::string verdict;
+  if (env.rank == 0) {
+    std::vector<std::string> keys;
+    for (int64_t r = 1; r < env.world_size; ++r) keys.push_back(base + std::to_string(r));
+    store.wait(keys);
+    for (int64_t r = 1; r < env.world_size && verdict.empty(); ++r) verdict = problem(r);
+    store.set(base + "verdict", bytes(verdict.empty() ? "ok" : verdict));
+  } else {
+    store.wait({base + "verdict"});
+    verdict = text(store.get(base + "verdict"));
+    if (verdict == "ok") verdict = problem(0);
+  }
+  if (!verdict.empty() && verdict != "ok")
+    throw qsdk::Error(qsdk::ErrorCategory::usage, "rendezvous (job '" + env.job_id + "')",
+                      env.str() + ": refused: " + verdict,
+                      "start every rank of a job with the same QTOOL_JOB_ID and QTOOL_JOB_TOKEN (and its own "
+                      "MASTER_PORT per job)");
+}
 
 std::string join_ranks(const std::vector<int64_t>& ranks) {
   std::string s;
@@ -79,25 +148,48 @@ Communicator::Communicator(const DistEnv& env, const CommunicatorOptions& option
   const auto timeout = std::chrono::milliseconds(options.timeout_s * 1000);
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
-    c10d::TCPStoreOptions so;
-    so.port = static_cast<std::uint16_t>(env.master_port);
-    so.isServer = env.rank == 0;
-    so.numWorkers = static_cast<std::size_t>(env.world_size);
-    so.waitWorkers = true;
-    so.timeout = timeout;
-    state_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    c10d::TCPStoreOptions co = so;
-    co.isServer = false;
-    co.numWorkers = c10::nullopt;
-    co.waitWorkers = false;
-    state_->hb_store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, co);
+    if (!env.store_file.empty()) {
+      // `--nproc`: a FileStore in the launcher's private 0700 folder; no port is opened.
+      // Two handles per rank (main thread + watchdog): the file goes when all are closed.
+      const int handles = static_cast<int>(2 * env.world_size);
+      auto mine = c10::make_intrusive<c10d::FileStore>(env.store_file, handles);
+      auto hb = c10::make_intrusive<c10d::FileStore>(env.store_file, handles);
+      mine->setTimeout(timeout);
+      hb->setTimeout(timeout);
+      state_->store = mine;
+      state_->hb_store = hb;
+    } else {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<std::uint16_t>(env.master_port);
+      so.isServer = env.rank == 0;
+      so.numWorkers = static_cast<std::size_t>(env.world_size);
+      so.waitWorkers = true;
+      so.timeout = timeout;
+      state_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+      c10d::TCPStoreOptions co = so;
+      co.isServer = false;
+      co.numWorkers = c10::nullopt;
+      co.waitWorkers = false;
+      state_->hb_store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, co);
+    }
+    check_join(*state_->store, env);
+  } catch (const qsdk::Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw qsdk::Error(qsdk::ErrorCategory::runtime, "rendezvous " + where,
                       env_.str() + ": cannot reach the store: " + std::string(e.what()).substr(0, 400),
                       env.rank == 0 ? "is MASTER_PORT already in use? pick another port"
                                     : "is rank 0 running, and are MASTER_ADDR/MASTER_PORT the same on every rank?");
   }
-  auto pg_store = c10::make_intrusive<c10d::PrefixStore>("qtool/pg", state_->store);
+  if (env.store_file.empty() && env.job_token.empty() && env.rank == 0)
+    spdlog::warn("the rendezvous store on port {} accepts any client that can reach it: export the same secret "
+                 "QTOOL_JOB_TOKEN to every rank to have joins checked",
+                 env.master_port);
+  // Every key of this job under "qtool/<job id>/".
+  const std::string prefix = "qtool/" + env.job_id;
+  state_->store = c10::make_intrusive<c10d::PrefixStore>(prefix, state_->store);
+  state_->hb_store = c10::make_intrusive<c10d::PrefixStore>(prefix, state_->hb_store);
+  auto pg_store = c10::make_intrusive<c10d::PrefixStore>("pg", state_->store);
   try {
     if (options.backend == "nccl") {
 #if defined(USE_C10D_NCCL)
@@ -132,9 +224,23 @@ Communicator::Communicator(const DistEnv& env, const CommunicatorOptions& option
   }
   state_->hb_store->add(hb_key(env.rank), 1);
   state_->watchdog = std::thread([this] { watchdog_loop(); });
-  barrier();
-  spdlog::info("distributed: {} via {} ({} at {}, timeout {} s)", env_.str(), options.backend, env_.source, where,
-               options.timeout_s);
+  try {
+    if (test_seams::integer("KILL_RANK", -1) == env.rank && test_seams::value("KILL_AT_RENDEZVOUS")) {
+      spdlog::warn("killing this process before the first barrier (QTOOL_TEST_KILL_AT_RENDEZVOUS)");
+      flush_logs();
+      ::kill(::getpid(), SIGKILL);
+    }
+    barrier();
+  } catch (...) {
+    // The destructor does not run for a throwing constructor: a still joinable
+    // watchdog thread would end the process in std::terminate (SIGABRT).
+    stopping_.store(true);
+    state_->cv.notify_all();
+    if (state_->watchdog.joinable()) state_->watchdog.join();
+    throw;
+  }
+  spdlog::info("distributed: {} via {} ({} at {}, job '{}', timeout {} s)", env_.str(), options.backend, env_.source,
+               env.store_file.empty() ? where : "a private file store", env_.job_id, options.timeout_s);
 }
 
 Communicator::~Communicator() {

@@ -2,10 +2,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "data_loader.hpp"
 
+#include "test_seams.hpp"
+
 #include <qsdk/error.hpp>
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstring>
 #include <numeric>
 #ifdef _OPENMP
@@ -78,6 +81,7 @@ DataLoader::DataLoader(std::shared_ptr<qsdk::Dataset> dataset, DataLoaderOptions
   if (options_.rank < 0 || options_.rank >= options_.world_size)
     bad_option("rank", "rank " + std::to_string(options_.rank) + " is outside [0, " +
                            std::to_string(options_.world_size) + ")");
+  stall_batch_ = test_seams::integer("DATA_STALL_AT_BATCH", -1);
   sample_shape_ = dataset_->sample_shape();
   num_classes_ = dataset_->num_classes();
   if (dataset_->size() <= 0)
@@ -150,6 +154,10 @@ void DataLoader::worker_loop() {
       b = next_issue_++;
     }
     Slot slot;
+    if (stall_batch_ == b) {  // test hook: a dataset that never delivers this batch (touches nothing after)
+      std::this_thread::sleep_for(std::chrono::hours(1));
+      return;
+    }
     try {
       slot.batch = load_batch(b);
     } catch (...) {
@@ -178,7 +186,24 @@ std::optional<qsdk::Batch> DataLoader::next() {
   Slot slot;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    ready_cv_.wait(lock, [this] { return ready_.count(next_consume_) > 0; });
+    auto arrived = [this] { return ready_.count(next_consume_) > 0; };
+    if (options_.wait_timeout_s <= 0)
+      ready_cv_.wait(lock, arrived);
+    else if (!ready_cv_.wait_for(lock, std::chrono::seconds(options_.wait_timeout_s), arrived)) {
+      const int64_t late = next_consume_;
+      // A worker stuck in the dataset cannot be joined: leave it behind.
+      stop_ = true;
+      failed_ = true;
+      lock.unlock();
+      work_cv_.notify_all();
+      for (auto& t : threads_) t.detach();
+      threads_.clear();
+      throw qsdk::Error(qsdk::ErrorCategory::data,
+                        "[data] wait_timeout_s",
+                        "batch " + std::to_string(late) + " of epoch " + std::to_string(epoch_) + " did not arrive within " +
+                            std::to_string(options_.wait_timeout_s) + " s (the dataset or its storage hangs)",
+                        "check the data storage, or raise [data] wait_timeout_s (0 = no limit)");
+    }
     auto it = ready_.find(next_consume_);
     slot = std::move(it->second);
     ready_.erase(it);

@@ -37,6 +37,11 @@ struct DataLoaderOptions {
   /// Pad or trim the rank shards to equal size (training, as DistributedSampler);
   /// false gives evaluation shards that cover every sample exactly once (uneven).
   bool even_shards = true;
+  /// Seconds next() waits for a batch from the workers before it throws
+  /// qsdk::Error(data) (0 = wait forever). The stuck workers are abandoned
+  /// (detached), so the error reaches the caller even if they never return.
+  /// With workers = 0 the batch is loaded in the caller's thread: no limit.
+  int64_t wait_timeout_s = 0;
 };
 
 /// Iterates over a dataset in batches {input [N, C, H, W] float, target [N]
@@ -108,6 +113,7 @@ class DataLoader {
   std::condition_variable work_cv_;
   std::condition_variable ready_cv_;
   std::vector<std::thread> threads_;
+  int64_t stall_batch_ = -1;  // test hook QTOOL_TEST_DATA_STALL_AT_BATCH: never deliver this batch
 };
 
 }  // namespace qhost

@@ -75,6 +75,13 @@ DistEnv DistEnv::from_environment() {
   if (e.local_world_size < 1) e.local_world_size = 1;
   if (e.local_rank < 0 || e.local_rank >= e.local_world_size) e.local_rank = e.local_rank < 0 ? 0 : e.local_rank;
   if (e.distributed()) {
+    if (const char* f = env("QTOOL_RENDEZVOUS_FILE")) e.store_file = f;
+    for (const char* var : {"QTOOL_JOB_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"})
+      if (const char* id = env(var)) {
+        e.job_id = id;
+        break;
+      }
+    if (const char* token = env("QTOOL_JOB_TOKEN")) e.job_token = token;
     e.master_addr = require("MASTER_ADDR", e,
                             e.source == "slurm"
                                 ? "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)"

@@ -22,13 +22,23 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";  ///< rendezvous host (rank 0 serves the store there)
   int master_port = 29500;                ///< rendezvous port
   std::string source = "single";          ///< "single", "torchrun" or "slurm"
+  /// Rendezvous through a c10d FileStore at this path instead of a TCPStore
+  /// (QTOOL_RENDEZVOUS_FILE; `--nproc` puts it in a private 0700 folder, so no
+  /// port is opened and no other user can join).
+  std::string store_file;
+  /// Prefix of every rendezvous-store key: QTOOL_JOB_ID, else TORCHELASTIC_RUN_ID,
+  /// else SLURM_JOB_ID, else "default".
+  std::string job_id = "default";
+  /// Shared secret every rank must prove on joining (QTOOL_JOB_TOKEN; "" = no check).
+  std::string job_token;
 
   /// True for more than one rank.
   bool distributed() const { return world_size > 1; }
   /// "rank 1/4 (local 1/2)".
   std::string str() const;
 
-  /// Reads the environment; throws qsdk::Error(usage) naming a variable that is
+  /// Reads the environment (also QTOOL_RENDEZVOUS_FILE, QTOOL_JOB_ID and
+  /// QTOOL_JOB_TOKEN, see above); throws qsdk::Error(usage) naming a variable that is
   /// missing, not a number or out of range.
   static DistEnv from_environment();
 };

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <random>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -74,6 +76,31 @@ std::string describe_status(int status) {
   return "stopped";
 }
 
+std::string random_token() {
+  std::random_device rd;
+  char buf[65];
+  for (int i = 0; i < 32; ++i) std::snprintf(buf + 2 * i, 3, "%02x", static_cast<unsigned>(rd() & 0xff));
+  return std::string(buf, 64);
+}
+
+// The ranks' rendezvous: a c10d FileStore in a folder only this user can enter
+// (mkdtemp makes it 0700), so a local job opens no port that anyone could join.
+struct PrivateStoreDir {
+  std::string dir;
+  PrivateStoreDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "qhost-rendezvous-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data()))
+      throw qsdk::Error(qsdk::ErrorCategory::runtime, "--nproc",
+                        std::string("cannot create a private rendezvous folder: ") + std::strerror(errno),
+                        "check TMPDIR");
+    dir = tmpl;
+  }
+  ~PrivateStoreDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 }  // namespace
 
 int free_local_port() {
@@ -100,7 +127,12 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args, int grac
   const char* port_env = std::getenv("MASTER_PORT");
   const std::string addr = addr_env && *addr_env ? addr_env : "127.0.0.1";
   const std::string port = port_env && *port_env ? port_env : std::to_string(free_local_port());
-  std::fprintf(stdout, "qhost: starting %d local ranks (rendezvous %s:%s)\n", nproc, addr.c_str(), port.c_str());
+  const PrivateStoreDir store_dir;
+  const std::string store_file = store_dir.dir + "/store";
+  const std::string job_id = "local-" + std::to_string(::getpid());
+  const std::string token = random_token();
+  std::fprintf(stdout, "qhost: starting %d local ranks (rendezvous: file store in %s, job %s)\n", nproc,
+               store_dir.dir.c_str(), job_id.c_str());
   std::fflush(stdout);
 
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
@@ -126,6 +158,9 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args, int grac
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("MASTER_ADDR", addr.c_str(), 1);
       ::setenv("MASTER_PORT", port.c_str(), 1);
+      ::setenv("QTOOL_RENDEZVOUS_FILE", store_file.c_str(), 1);
+      ::setenv("QTOOL_JOB_ID", job_id.c_str(), 1);
+      ::setenv("QTOOL_JOB_TOKEN", token.c_str(), 1);
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(exe.c_str()));
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));

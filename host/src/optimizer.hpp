@@ -54,6 +54,8 @@ class Optimizer {
   double current_lr() const;
   /// "sgd" or "adam".
   const std::string& type() const { return settings_.type; }
+  /// True when steps leave state (Adam moments, SGD momentum > 0) that a checkpoint must carry.
+  bool keeps_state() const { return settings_.type != "sgd" || settings_.momentum > 0.0; }
   /// (sweep) A `[[schedule]]` change from now on: `name` is "lr", "weight_decay"
   /// or "momentum" (SGD); groups that took the global value follow it, custom
   /// groups keep theirs. Returns the old global value. Defined in policy_schedule.cpp.

@@ -17,9 +17,11 @@
 #include "policy_schedule.hpp"
 #include "quant_rebuild.hpp"
 #include "registry.hpp"
+#include "run_checks.hpp"
 #include "run_folder.hpp"
 #include "sections.hpp"
 #include "sync_batch_norm.hpp"
+#include "test_seams.hpp"
 #include "trainer.hpp"
 
 #include <qsdk/distributed.hpp>
@@ -126,6 +128,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
   lo.workers = data_opts.workers;
   lo.prefetch = data_opts.prefetch;
   lo.drop_last = data_opts.drop_last;
+  lo.wait_timeout_s = data_opts.wait_timeout_s;
   lo.seed = seed;
   lo.rank = dist.rank;
   lo.world_size = dist.world_size;
@@ -264,18 +267,14 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   // --out names the run folder itself; otherwise <out_dir>/<name>.
   const std::string parent = options.out_dir.empty() ? exp.out_dir : fs::path(options.out_dir).parent_path().string();
   const std::string leaf = options.out_dir.empty() ? name : fs::path(options.out_dir).filename().string();
-  RunFolder folder = lead ? open_run_folder(parent, leaf, options.resume) : RunFolder{(fs::path(parent) / leaf).string()};
+  const FolderMode mode = options.resume ? FolderMode::resume : options.overwrite ? FolderMode::overwrite : FolderMode::fresh;
+  RunFolder folder = lead ? open_run_folder(parent, leaf, mode) : RunFolder{(fs::path(parent) / leaf).string()};
   if (lead) add_log_file(folder.log());
   spdlog::info("run {} in {}{}", name, folder.dir, options.resume ? " (resume)" : options.smoke ? " (smoke)" : "");
   const std::string resolved = config.to_toml();
+  if (lead && options.resume)
+    warn_config_changes(read_checkpoint_meta(folder.last_checkpoint()).resolved_toml, resolved, folder.last_checkpoint());
   if (lead) write_text_file(folder.resolved(), resolved);
-  if (!options.resume && lead) {
-    std::error_code ec;
-    if (fs::exists(folder.best_checkpoint())) {
-      spdlog::warn("removing best.h5 of an earlier run in {}", folder.dir);
-      fs::remove(folder.best_checkpoint(), ec);
-    }
-  }
 
   set_threads(exp.threads, dist.local_world_size);
   set_flush_denormal(exp.flush_denormal);
@@ -322,12 +321,14 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   ts.device = device;
   ts.resolved_toml = resolved;
   if (lead) ts.folder = folder;
-  if (const char* stop = std::getenv("QTOOL_TEST_STOP_AFTER_EPOCHS")) ts.stop_after_epochs = std::atoll(stop);
-  if (const char* kill_rank = std::getenv("QTOOL_TEST_KILL_RANK"); kill_rank && std::atoll(kill_rank) == dist.rank)
-    if (const char* at = std::getenv("QTOOL_TEST_KILL_AT_STEP")) {
-      ts.kill_at_step = std::atoll(at);
-      if (const char* sig = std::getenv("QTOOL_TEST_KILL_SIGNAL")) ts.kill_signal = std::atoi(sig);
-    }
+  ts.reset_optimizer = options.reset_optimizer;
+  // Test hooks: compiled into test builds only (test_seams.hpp).
+  ts.stop_after_epochs = test_seams::integer("STOP_AFTER_EPOCHS", 0);
+  ts.kill_between_saves_epoch = test_seams::integer("KILL_BETWEEN_SAVES", 0);
+  if (test_seams::integer("KILL_RANK", -1) == dist.rank) {
+    ts.kill_at_step = test_seams::integer("KILL_AT_STEP", -1);
+    ts.kill_signal = static_cast<int>(test_seams::integer("KILL_SIGNAL", 9));
+  }
   ts.bucket_bytes = static_cast<int64_t>(dist_opts.bucket_mb * (1 << 20));
   ts.first_bucket_bytes = std::min<int64_t>(ts.bucket_bytes, 1 << 20);
   ts.broadcast_buffers = dist_opts.broadcast_buffers;

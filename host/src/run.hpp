@@ -17,6 +17,8 @@ struct RunOptions {
   std::string out_dir;   ///< overrides [experiment] out_dir when non-empty
   int nproc = 1;         ///< local worker processes
   bool allow_nonfinite = false;  ///< --allow-nonfinite: load checkpoints holding NaN/inf (resume, init_from, KD teacher)
+  bool overwrite = false;        ///< --overwrite: replace a run already in the folder
+  bool reset_optimizer = false;  ///< --reset-optimizer: resume from a checkpoint without optimizer state
   /// The command line a local rank is started with (globals, `run`, the run
   /// arguments without --nproc); used when nproc > 1.
   std::vector<std::string> rank_args;

@@ -29,7 +29,10 @@ qsdk::Schema<DataOptions> DataOptions::schema() {
       .field("eval_batch_size", &O::eval_batch_size, "evaluation batch size, 0 = batch_size").at_least(0)
       .field("workers", &O::workers, "decode/augment threads").at_least(0)
       .field("prefetch", &O::prefetch, "batches prepared ahead").at_least(1)
-      .field("drop_last", &O::drop_last, "drop the last incomplete training batch");
+      .field("drop_last", &O::drop_last, "drop the last incomplete training batch")
+      .field("wait_timeout_s", &O::wait_timeout_s,
+             "seconds the loop waits for a batch from the workers before it stops with a data error, 0 = no limit")
+      .at_least(0);
 }
 
 qsdk::Schema<QuantOptions> QuantOptions::schema() {

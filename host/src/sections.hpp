@@ -43,6 +43,7 @@ struct DataOptions {
   int64_t workers = 2;          ///< decode/augment threads
   int64_t prefetch = 4;         ///< batches prepared ahead
   bool drop_last = true;        ///< drop the last incomplete training batch
+  int64_t wait_timeout_s = 600; ///< a batch not ready within this many seconds ends the run (0 = wait forever)
   /// The schema of the host keys of `[data]`.
   static qsdk::Schema<DataOptions> schema();
 };

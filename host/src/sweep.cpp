@@ -299,6 +299,9 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       outcomes.push_back(o);
       continue;
     }
+    // A folder without the done marker is a point that failed or was stopped:
+    // its rerun replaces whatever run it left (qhost run refuses that otherwise).
+    const bool retry = fs::exists(dir);
     fs::create_directories(dir);
     fs::remove(dir / kDoneMarker);
     std::vector<std::string> args{exe};
@@ -313,6 +316,7 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     }
     args.push_back("--out");
     args.push_back(dir.string());
+    if (retry) args.push_back("--overwrite");
     const std::string log = (dir / "sweep.log").string();
     std::cout << tag << ": running ..." << std::endl;
     const auto t0 = std::chrono::steady_clock::now();

@@ -3,6 +3,7 @@
 #include "communicator.hpp"
 #include "grad_reducer.hpp"
 #include "policy_schedule.hpp"
+#include "run_checks.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -133,6 +134,15 @@ void Trainer::resume_from(const std::string& path, bool allow_nonfinite) {
                         "was written with optimizer '" + data.meta.optimizer_type + "', this run uses '" +
                             parts_.optimizer->type() + "'",
                         "resume with the same [optimizer] type");
+    // Without its state the optimizer would silently restart momentum / Adam moments.
+    const bool keeps_state = parts_.optimizer->keeps_state();
+    if (data.optimizer.empty() && data.meta.step > 0 && keeps_state && !settings_.reset_optimizer)
+      throw qsdk::Error(qsdk::ErrorCategory::checkpoint, path + ":/optimizer",
+                        "holds no optimizer state; resuming would restart the " + parts_.optimizer->type() +
+                            " momentum from zero",
+                        "pass --reset-optimizer to resume with a fresh optimizer state knowingly");
+    if (data.optimizer.empty() && data.meta.step > 0 && keeps_state)
+      spdlog::warn("{}: no optimizer state; --reset-optimizer: starting it from zero", path);
     parts_.optimizer->load_state(data.optimizer, path);
   }
   if (!data.meta.torch_rng_state.empty()) {
@@ -151,6 +161,16 @@ void Trainer::resume_from(const std::string& path, bool allow_nonfinite) {
   epoch_ = data.meta.epoch;
   global_step_ = data.meta.step;
   best_top1_ = data.meta.best_top1;
+  // best.h5 is written before last.h5 (and, with save_every > 1, in epochs that
+  // write no last.h5): when it is newer, its top-1 is the one to beat.
+  if (settings_.folder && std::filesystem::exists(settings_.folder->best_checkpoint())) {
+    const double on_disk = read_checkpoint_meta(settings_.folder->best_checkpoint()).best_top1;
+    if (on_disk > best_top1_) {
+      spdlog::info("{} holds top-1 {:.2f}, better than the {:.2f} recorded in {}: it is the best to beat",
+                   settings_.folder->best_checkpoint(), on_disk, best_top1_, path);
+      best_top1_ = on_disk;
+    }
+  }
   metrics_seed_ = data.metrics_jsonl;
   spdlog::info("resumed from {}: {} epochs and {} steps done, best top-1 {:.2f}", path, epoch_, global_step_,
                best_top1_);
@@ -404,6 +424,12 @@ std::optional<EvalResult> Trainer::fit() {
       if (rebuilt && distributed()) setup_data_parallel(/*announce=*/false);
     }
     train_epoch(epoch, iters);
+    // A diverged step must not reach last.h5 / best.h5 (every rank checks: they hold the same model).
+    if (auto bad = first_nonfinite(*parts_.model))
+      throw qsdk::Error(qsdk::ErrorCategory::runtime, "epoch " + std::to_string(epoch + 1),
+                        "'" + *bad + "' holds NaN or infinity after training; the run stops without saving, so "
+                        "last.h5 and best.h5 keep the last finite model",
+                        "lower [optimizer] lr or add a warm-up, then --resume from the last checkpoint");
     epoch_ = epoch + 1;
     const bool final = epoch_ == epochs;
     bool improved = false;
@@ -431,9 +457,15 @@ std::optional<EvalResult> Trainer::fit() {
                             .integer("samples", last->samples));
     }
     if (settings_.folder) {
-      if (final || settings_.save_every <= 0 || epoch_ % settings_.save_every == 0)
-        save(settings_.folder->last_checkpoint());
+      // best.h5 first, then last.h5 recording its top-1: a kill in between leaves a
+      // best.h5 newer than last.h5, which resume_from() takes into account.
+      const bool save_last = final || settings_.save_every <= 0 || epoch_ % settings_.save_every == 0;
       if (improved) save(settings_.folder->best_checkpoint());
+      if (improved && save_last && settings_.kill_between_saves_epoch == epoch_) {
+        spdlog::warn("killing this process between best.h5 and last.h5 (QTOOL_TEST_KILL_BETWEEN_SAVES)");
+        ::kill(::getpid(), SIGKILL);
+      }
+      if (save_last) save(settings_.folder->last_checkpoint());
     }
     if (settings_.stop_after_epochs > 0 && epoch_ >= settings_.stop_after_epochs && epoch_ < epochs) {
       spdlog::warn("stopping after {} epochs (QTOOL_TEST_STOP_AFTER_EPOCHS)", epoch_);

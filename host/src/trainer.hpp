@@ -56,6 +56,12 @@ struct TrainerSettings {
   /// (-1 = off; QTOOL_TEST_KILL_RANK / QTOOL_TEST_KILL_AT_STEP).
   int64_t kill_at_step = -1;
   int kill_signal = 9;  ///< the signal of kill_at_step (QTOOL_TEST_KILL_SIGNAL; 19 = SIGSTOP, a hung rank)
+  /// Test hook: SIGKILL this process between writing best.h5 and last.h5 at the
+  /// end of this epoch (1-based; 0 = off; QTOOL_TEST_KILL_BETWEEN_SAVES).
+  int64_t kill_between_saves_epoch = 0;
+  /// --reset-optimizer: resume from a checkpoint without optimizer state
+  /// (momentum restarts from zero) instead of refusing it.
+  bool reset_optimizer = false;
   int64_t bucket_bytes = 25 << 20;       ///< (distributed) gradient bucket size
   int64_t first_bucket_bytes = 1 << 20;  ///< (distributed) first bucket, small so communication starts early
   bool broadcast_buffers = true;         ///< (distributed) rank 0's buffers to all after every step
@@ -78,7 +84,10 @@ class Trainer {
   ~Trainer();
 
   /// Restores model, optimizer, RNG, epoch/step, best top-1 and the metric
-  /// history from a checkpoint written by this trainer (strict).
+  /// history from a checkpoint written by this trainer (strict). A checkpoint
+  /// without the optimizer state this optimizer keeps is refused unless
+  /// TrainerSettings::reset_optimizer. The best top-1 is the larger of the
+  /// checkpoint's and that of the run folder's best.h5 (which may be newer).
   void resume_from(const std::string& path, bool allow_nonfinite = false);
   /// Runs the remaining epochs; returns the last evaluation (if any).
   std::optional<EvalResult> fit();

@@ -318,3 +318,82 @@ TEST(Distributed, QuantizersRebuiltByAScheduleStayAveragedAndIdentical) {
   EXPECT_NE(r.output.find("quantizers: rebuilt"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("step 10: all 2 ranks hold the same"), std::string::npos) << r.output;
 }
+
+TEST(Distributed, LocalRanksListenOnLoopbackOnly) {
+  // --nproc rendezvous through a FileStore in a private folder: while rank 1 is
+  // stopped (SIGSTOP at step 2), every TCP socket of the ranks, listening or
+  // connected, is bound to 127.0.0.1 (Gloo's loopback device); before, rank 0's
+  // TCPStore listened on all interfaces.
+  const auto dir = fresh_dir("loopback");
+  const std::string script = dir + ".sh";
+  {
+    std::ofstream s(script);
+    s << "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2 QTOOL_TEST_KILL_SIGNAL=19 " << QHOST_EXE << " run "
+      << config("dp.toml") << " --out " << dir
+      << " --nproc 2 --set data.batch_size=32 --set distributed.timeout_s=60 > " << dir << ".log 2>&1 &\n"
+      << "launcher=$!\n"
+      << "for i in $(seq 1 600); do grep -q 'sending signal 19' " << dir << ".log && break; sleep 0.1; done\n"
+      << "grep -q 'sending signal 19' " << dir << ".log && echo stopped\n"
+      << "for pid in $(pgrep -P $launcher); do\n"
+      << "  for fd in /proc/$pid/fd/*; do l=$(readlink $fd); case $l in socket:*) i=${l#socket:[}; echo inode=${i%]};; "
+         "esac; done\n"
+      << "done > " << dir << ".inodes\n"
+      << "for f in /proc/net/tcp /proc/net/tcp6; do\n"
+      << "  while read -r sl local remote st rest; do\n"
+      << "    inode=$(echo $rest | awk '{print $6}')\n"
+      << "    grep -qx inode=$inode " << dir << ".inodes || continue\n"
+      << "    echo socket=$local; [ \"$st\" = 0A ] && echo listen=$local\n"
+      << "  done < $f\n"
+      << "done\n"
+      << "grep -q 'file store in' " << dir << ".log && echo filestore\n"
+      << "kill -9 $launcher $(pgrep -P $launcher) 2>/dev/null; wait $launcher 2>/dev/null; exit 0\n";
+  }
+  auto r = run_shell("bash " + script);
+  ASSERT_NE(r.output.find("stopped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("filestore"), std::string::npos) << r.output;
+  int sockets = 0;
+  for (size_t p = r.output.find("socket="); p != std::string::npos; p = r.output.find("socket=", p + 1)) {
+    ++sockets;
+    const std::string addr = r.output.substr(p + 7, r.output.find('\n', p) - p - 7);
+    // 127.0.0.1 in /proc/net/tcp, or ::1 / ::ffff:127.0.0.1 in /proc/net/tcp6.
+    const bool loopback = addr.rfind("0100007F:", 0) == 0 || addr.rfind("00000000000000000000000001000000:", 0) == 0 ||
+                          addr.rfind("0000000000000000FFFF00000100007F:", 0) == 0;
+    EXPECT_TRUE(loopback) << "a rank has a socket on " << addr << "\n" << r.output;
+  }
+  EXPECT_GT(sockets, 0) << r.output;  // Gloo's pair connections: the scan is not vacuous
+}
+
+TEST(Distributed, ARankWithoutTheJobTokenOrOfAnotherJobIsRefused) {
+  const auto dir = fresh_dir("token");
+  const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
+  auto pair = [&](const std::string& env0, const std::string& env1) {
+    const int port = free_local_port();
+    return run_shell(torchrun_env(1, port, env1) + " " + QHOST_EXE + args + " > " + dir + ".rank1.log 2>&1 & " +
+                     torchrun_env(0, port, env0) + " " + QHOST_EXE + args + " --overwrite; rc=$?; wait $!; rc1=$?; " +
+                     "cat " + dir + ".rank1.log; echo rank0=$rc rank1=$rc1");
+  };
+  auto bad = pair("QTOOL_JOB_TOKEN=secret-a", "QTOOL_JOB_TOKEN=secret-b");
+  EXPECT_NE(bad.output.find("rank0=1 rank1=1"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("refused: rank 1 did not present this job's token"), std::string::npos) << bad.output;
+  EXPECT_LT(bad.seconds, 30.0) << bad.output;
+  auto other = pair("QTOOL_JOB_ID=a QTOOL_JOB_TOKEN=s", "QTOOL_JOB_ID=b QTOOL_JOB_TOKEN=s");
+  EXPECT_NE(other.output.find("rank0=1 rank1=1"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("refused: rank 1 belongs to job 'b', rank 0 to job 'a'"), std::string::npos)
+      << other.output;
+  auto good = pair("QTOOL_JOB_ID=j QTOOL_JOB_TOKEN=s", "QTOOL_JOB_ID=j QTOOL_JOB_TOKEN=s");
+  EXPECT_NE(good.output.find("rank0=0 rank1=0"), std::string::npos) << good.output;
+  EXPECT_NE(good.output.find("job 'j'"), std::string::npos) << good.output;
+}
+
+TEST(Distributed, APeerDyingBeforeTheFirstBarrierIsARuntimeErrorNotAnAbort) {
+  const int port = free_local_port();
+  const auto dir = fresh_dir("die_at_rendezvous");
+  const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
+  auto r = run_shell(torchrun_env(1, port, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_RENDEZVOUS=1") + " " + QHOST_EXE +
+                     args + " > /dev/null 2>&1 & " + torchrun_env(0, port) + " " + QHOST_EXE + args +
+                     "; echo rank0=$?");
+  // 6 = runtime; a std::terminate would be 134 (SIGABRT).
+  EXPECT_NE(r.output.find("rank0=6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 1"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+}

@@ -404,6 +404,24 @@ TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
   EXPECT_EQ(count(one.output, "\n"), 3u) << one.output;
 }
 
+TEST(Sweep, ARetriedPointReplacesTheRunItsFailedAttemptLeft) {
+  const auto out = fresh_dir("retry_grid");
+  // Both runs of the first sweep die at step 1 (after metrics.jsonl has a line):
+  // the bits=2 point leaves a partial run, the bits=9 point fails validation.
+  auto r = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out,
+                     "QTOOL_TEST_KILL_RANK=0 QTOOL_TEST_KILL_AT_STEP=1");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("2 points: 0 done, 0 skipped, 2 failed"), std::string::npos) << r.output;
+  const std::string point = out + "/tinyq__quant.weight.bits=2";
+  ASSERT_FALSE(read_text(point + "/metrics.jsonl").empty()) << r.output;
+  // The rerun retries it in the same folder (qhost run refuses that without --overwrite).
+  auto again = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out);
+  EXPECT_EQ(again.code, 1) << again.output;
+  EXPECT_NE(again.output.find("2 points: 1 done, 0 skipped, 1 failed"), std::string::npos)
+      << again.output << read_text(point + "/sweep.log");
+  EXPECT_TRUE(fs::exists(point + "/sweep_done"));
+}
+
 TEST(Sweep, AFailedPointIsReportedAndTheOthersRun) {
   const auto out = fresh_dir("bad_grid");
   auto r = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out);
