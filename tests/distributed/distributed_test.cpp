@@ -263,7 +263,8 @@ namespace {
 // Sets environment variables for one test (each ctest case is its own process).
 void set_env(std::initializer_list<std::pair<const char*, const char*>> vars) {
   for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                        "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_TASKS_PER_NODE"})
+                        "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_TASKS_PER_NODE", "SLURM_JOB_ID",
+                        "QTOOL_JOB_ID", "QTOOL_JOB_TOKEN", "QTOOL_RENDEZVOUS_FILE", "TORCHELASTIC_RUN_ID"})
     ::unsetenv(v);
   for (const auto& [k, v] : vars) ::setenv(k, v, 1);
 }
@@ -306,6 +307,29 @@ TEST(DistEnv, ReadsTorchrunAndSlurmVariables) {
   }
   set_env({{"RANK", "0"}, {"WORLD_SIZE", "two"}});
   EXPECT_THROW(DistEnv::from_environment(), qsdk::Error);
+}
+
+TEST(DistEnv, ReadsTheJobIdTokenAndRendezvousFile) {
+  const std::initializer_list<std::pair<const char*, const char*>> two = {
+      {"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}};
+  set_env(two);
+  auto e = DistEnv::from_environment();
+  EXPECT_EQ(e.job_id, "default");
+  EXPECT_EQ(e.job_token, "");
+  EXPECT_EQ(e.store_file, "");
+  // QTOOL_JOB_ID wins over torchrun's run id, which wins over SLURM's job id.
+  set_env(two);
+  ::setenv("SLURM_JOB_ID", "777", 1);
+  EXPECT_EQ(DistEnv::from_environment().job_id, "777");
+  ::setenv("TORCHELASTIC_RUN_ID", "elastic-1", 1);
+  EXPECT_EQ(DistEnv::from_environment().job_id, "elastic-1");
+  ::setenv("QTOOL_JOB_ID", "mine", 1);
+  ::setenv("QTOOL_JOB_TOKEN", "s3cret", 1);
+  ::setenv("QTOOL_RENDEZVOUS_FILE", "/tmp/x/store", 1);
+  e = DistEnv::from_environment();
+  EXPECT_EQ(e.job_id, "mine");
+  EXPECT_EQ(e.job_token, "s3cret");
+  EXPECT_EQ(e.store_file, "/tmp/x/store");
 }
 
 TEST(Distributed, QuantizersRebuiltByAScheduleStayAveragedAndIdentical) {
