@@ -3,6 +3,8 @@
 // tricks) and hand it to the Trainer.
 #include "run.hpp"
 
+#include "checkpoint_model.hpp"
+
 #include "checkpoint.hpp"
 #include "communicator.hpp"
 #include "config.hpp"
@@ -86,6 +88,7 @@ struct Built {
   std::unique_ptr<LayerFactory> factory;
   TrainerParts parts;
   int64_t num_classes = 0;
+  std::vector<int64_t> sample_shape;
 };
 
 // `allow_nonfinite`: a KD teacher checkpoint may hold NaN/inf (--allow-nonfinite).
@@ -118,6 +121,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
   const auto& shape_src = train_set ? train_set : eval_set;
   b.num_classes = shape_src->num_classes();
   const auto sample_shape = shape_src->sample_shape();
+  b.sample_shape = sample_shape;
   spdlog::info("data: {}", shape_src->describe().empty() ? "dataset" : shape_src->describe());
   if (config.synthetic()) spdlog::warn("--synthetic: {}", config.synthetic_note());
 
@@ -444,6 +448,34 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   std::printf("top1 %.4f\ntop5 %.4f\nloss %.6f\nsamples %lld\n", r.top1, r.top5, r.loss,
               static_cast<long long>(r.samples));
   return 0;
+}
+
+CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
+                                      const std::vector<std::string>& overrides) {
+  const auto meta = read_checkpoint_meta(checkpoint);
+  if (meta.resolved_toml.empty())
+    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
+                      "the checkpoint holds no configuration to rebuild the model from");
+  auto config = Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", overrides);
+  config.validate(registry, loader);
+  const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
+  set_threads(exp.threads);
+  set_flush_denormal(exp.flush_denormal);
+  torch::manual_seed(static_cast<uint64_t>(exp.seed));
+  auto b = std::make_shared<Built>(build(config, registry, false, false));
+  auto data = read_checkpoint(checkpoint);
+  if (b->parts.schedule) b->parts.schedule->catch_up_quantizers(data.meta.epoch, nullptr);
+  load_module_state(*b->parts.model, data.model, checkpoint);
+  b->parts.model->eval();
+  CheckpointModel m;
+  m.model = b->parts.model;
+  m.sample_shape = b->sample_shape;
+  m.num_classes = b->num_classes;
+  m.layers = b->factory->records();
+  m.resolved_toml = meta.resolved_toml;
+  m.epoch = meta.epoch;
+  m.keep_alive = b;
+  return m;
 }
 
 }  // namespace qhost
