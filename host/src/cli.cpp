@@ -41,7 +41,8 @@ const char* kUsage =
     "\n"
     "`qhost <command> --help` describes a command's options.\n";
 
-const std::vector<std::string> kCommands{"run", "eval", "export", "check", "list", "describe", "check-plugin", "sweep", "report"};
+const std::vector<std::string> kCommands{"run",   "eval",   "check",  "list", "describe", "check-plugin",
+                                         "sweep", "report", "export"};
 
 struct Globals {
   std::vector<std::string> plugin_path;

@@ -24,10 +24,10 @@ Result qhost(const std::string& args) { return run(QHOST_EXE, args); }
 const std::string kLsqAct = " --set quant.activation.type=lsq --set quant.activation.bits=2";
 
 /// Smoke-trains r20.toml with `sets` into a fresh run folder; returns the folder.
-std::string train(const std::string& name, const std::string& sets) {
+std::string train(const std::string& name, const std::string& sets, const std::string& experiment = "r20.toml") {
   const std::string dir = std::string(EXPORT_WORK) + "/" + name;
   fs::remove_all(dir);
-  auto r = qhost("run " + std::string(EXPORT_DIR) + "/r20.toml --smoke --out " + dir + " " + sets);
+  auto r = qhost("run " + std::string(EXPORT_DIR) + "/" + experiment + " --smoke --out " + dir + " " + sets);
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/best.h5")) << r.output;
   return dir;
@@ -42,11 +42,15 @@ void check_model(const std::string& model, const std::string& check_args) {
 }
 
 /// ONNX Runtime against qhost's logits of the reference batch.
-void check_runtime(const std::string& model, const std::string& prefix) {
+Result ort_check(const std::string& model, const std::string& prefix, const std::string& rtol = "") {
   const std::string ort_dir = std::string(EXPORT_DIR) + "/ort";
-  ASSERT_TRUE(fs::exists(ort_dir + "/node_modules/onnxruntime-node"))
-      << "onnxruntime-node is not installed in " << ort_dir << ": run tools/install-deps.sh";
-  auto r = run("node", ort_dir + "/ort_check.js " + model + " " + prefix);
+  if (!fs::exists(ort_dir + "/node_modules/onnxruntime-node"))
+    return {-1, "onnxruntime-node is not installed in " + ort_dir + ": run tools/install-deps.sh"};
+  return run("node", ort_dir + "/ort_check.js " + model + " " + prefix + " " + rtol);
+}
+
+void check_runtime(const std::string& model, const std::string& prefix) {
+  auto r = ort_check(model, prefix);
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find(": OK"), std::string::npos) << r.output;
   std::cout << r.output;
@@ -77,6 +81,11 @@ TEST(ExportOnnx, LsqPerTensor) {
   const auto dir = train("lsq_tensor", "--set quant.weight.type=lsq --set quant.weight.bits=2 "
                                        "--set quant.weight.quant_group=1" + kLsqAct);
   export_and_check(dir, dir, "", "--weight-codes -3,-1,1,3 --weight-scales tensor --activation-levels 4");
+  // The comparison has teeth: ONNX Runtime's logits are not bit-identical, and
+  // a tolerance of 1e-9 * (1 + max|logit|) fails.
+  auto strict = ort_check(dir + "/model.onnx", dir + "/ref", "1e-9");
+  EXPECT_EQ(strict.code, 1) << strict.output;
+  EXPECT_NE(strict.output.find("FAILED"), std::string::npos) << strict.output;
   // A signed LSQ activation range with 4 levels has no level at 0: refused, naming the layer.
   expect_refused(dir + " -o " + dir + "/signed.onnx --set 'quant.activation.half_range=\"false\"'", 2,
                  {"error[config]", "quantizer/lsq", "layer1.0.conv1.0", "lsq activation quantizer has no exact ONNX form",
@@ -91,6 +100,22 @@ TEST(ExportOnnx, LsqPerChannelVarMean) {
                                         "--set quant.weight.adaptive=var-mean" + kLsqAct);
   export_and_check(dir, dir + "/last.h5", "--opset 17 --batch 4",
                    "--weight-codes -3,-1,1,3 --weight-scales channel --activation-levels 4 --batch 4");
+}
+
+// Output quantizers after each layer: signed LSQ with 3 levels is the int8
+// range [-1, 1] with step 2s/2 (an odd number of levels has a level at 0).
+TEST(ExportOnnx, LsqTernaryOutputs) {
+  const auto dir = train("lsq_output", "--set quant.weight.type=lsq --set quant.weight.bits=2" + kLsqAct +
+                                           " --set quant.output.type=lsq --set quant.output.levels=3");
+  export_and_check(dir, dir, "", "--weight-codes -3,-1,1,3 --activation-levels 3,4");
+}
+
+// The torchvision-structured ResNet-18 (max-pool stem, 1x1 downsampling
+// shortcuts), LSQ 2/2 per channel.
+TEST(ExportOnnx, TorchResNet18Lsq) {
+  const auto dir = train("torch_r18", "--set quant.weight.type=lsq --set quant.weight.bits=2" + kLsqAct,
+                         "torch_r18.toml");
+  export_and_check(dir, dir, "", "--weight-codes -3,-1,1,3 --weight-scales channel --activation-levels 4");
 }
 
 TEST(ExportOnnx, Dorefa) {
