@@ -110,6 +110,15 @@ TEST(ExportOnnx, LsqTernaryOutputs) {
   export_and_check(dir, dir, "", "--weight-codes -3,-1,1,3 --activation-levels 3,4");
 }
 
+// Stem and classifier quantized too: the stem's activation quantizer sees the
+// network input, the head is Gemm on a dequantized [out, in] weight (the
+// quantizer saw it as [1, 1, out, in]) after a QDQ pair on its 2-D input.
+TEST(ExportOnnx, LsqQuantizedStemAndHead) {
+  const auto dir = train("lsq_stem_head", "--set quant.weight.type=lsq --set quant.weight.bits=2" + kLsqAct +
+                                              " --set quant.quantize_stem=true --set quant.quantize_head=true");
+  export_and_check(dir, dir, "", "--weight-codes -3,-1,1,3 --activation-levels 4");
+}
+
 // The torchvision-structured ResNet-18 (max-pool stem, 1x1 downsampling
 // shortcuts), LSQ 2/2 per channel.
 TEST(ExportOnnx, TorchResNet18Lsq) {
