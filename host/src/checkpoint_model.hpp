@@ -27,10 +27,19 @@ struct CheckpointModel {
   std::shared_ptr<void> keep_alive;        ///< the layer factory and tricks the model uses
 };
 
-/// Rebuilds the model of `checkpoint` from its stored configuration (with
-/// `overrides` applied, as `qhost eval`) and loads its tensors strictly; throws
-/// qsdk::Error (checkpoint, config, plugin) as `qhost eval` does.
+/// How load_checkpoint_model() rebuilds a model.
+struct CheckpointModelOptions {
+  std::vector<std::string> overrides;     ///< --set overrides of the stored configuration
+  bool trust_checkpoint_plugins = false;  ///< load plugin paths the stored configuration names
+  bool synthetic = false;                 ///< stand-in data of the same shape (no dataset files needed)
+};
+
+/// Rebuilds the model of `checkpoint` from its stored configuration and loads
+/// its tensors strictly, with `qhost eval`'s safety (plugin paths named by the
+/// checkpoint refused unless trusted, entries checked against the model before
+/// any data is read, NaN/inf refused); throws qsdk::Error (checkpoint, config,
+/// plugin) as `qhost eval` does.
 CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
-                                      const std::vector<std::string>& overrides);
+                                      const CheckpointModelOptions& options);
 
 }  // namespace qhost

@@ -281,12 +281,16 @@ int cli_main(int argc, char** argv) {
         "reference", po::value<std::string>(&xo.reference),
         "also write PREFIX.input.npy (a seeded N(0,1) batch) and PREFIX.logits.npy (qhost's logits of it)")(
         "reference-batch", po::value<int64_t>(&xo.reference_batch)->default_value(4), "samples in the reference batch")(
-        "reference-seed", po::value<uint64_t>(&xo.reference_seed)->default_value(0), "seed of the reference batch");
+        "reference-seed", po::value<uint64_t>(&xo.reference_seed)->default_value(0), "seed of the reference batch")(
+        "synthetic", po::bool_switch(&xo.synthetic),
+        "stand-in data of the checkpoint's shape: the dataset's files are not needed")(
+        "trust-checkpoint-plugins", po::bool_switch(&xo.trust_checkpoint_plugins),
+        "load plugin paths named by the checkpoint's stored configuration (they run code: trusted files only)");
     pos.add("checkpoint", 1);
     if (help)
       return print_help(command,
                         "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx [--opset N] [--batch dynamic|N] [--set KEY=VALUE]... "
-                        "[--reference PREFIX]",
+                        "[--reference PREFIX] [--synthetic] [--trust-checkpoint-plugins]",
                         opts, globals),
              0;
     auto cvm = parse_command(command, args, opts, pos);

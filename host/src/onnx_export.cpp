@@ -555,7 +555,11 @@ int export_checkpoint(Registry& registry, PluginLoader& loader, const ExportOpti
   if (options.reference_batch < 1)
     throw qsdk::Error(ErrorCategory::usage, "--reference-batch", "a batch size must be positive");
   const std::string checkpoint = resolve_checkpoint(options.checkpoint);
-  CheckpointModel m = load_checkpoint_model(registry, loader, checkpoint, options.overrides);
+  CheckpointModelOptions mo;
+  mo.overrides = options.overrides;
+  mo.trust_checkpoint_plugins = options.trust_checkpoint_plugins;
+  mo.synthetic = options.synthetic;
+  CheckpointModel m = load_checkpoint_model(registry, loader, checkpoint, mo);
   if (m.sample_shape.size() != 3)
     throw qsdk::Error(ErrorCategory::runtime, checkpoint, "qhost export needs image samples [C, H, W]");
 

@@ -21,6 +21,8 @@ struct ExportOptions {
   int64_t opset = 13;                  ///< ONNX opset of the default domain, [13, 17]
   int64_t batch = -1;                  ///< fixed batch size; -1 = dynamic ("batch")
   std::vector<std::string> overrides;  ///< --set overrides applied to the stored config
+  bool trust_checkpoint_plugins = false;  ///< load plugin paths named by the stored config
+  bool synthetic = false;              ///< stand-in data (the dataset's files are not needed)
   /// When non-empty: also writes PREFIX.input.npy (a seeded N(0, 1) batch) and
   /// PREFIX.logits.npy (qhost's fake-quantized logits of it), to check a runtime against.
   std::string reference;

@@ -451,20 +451,27 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
 }
 
 CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
-                                      const std::vector<std::string>& overrides) {
+                                      const CheckpointModelOptions& options) {
   const auto meta = read_checkpoint_meta(checkpoint);
   if (meta.resolved_toml.empty())
     throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
                       "the checkpoint holds no configuration to rebuild the model from");
-  auto config = Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", overrides);
+  auto config = Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", options.overrides);
+  // As for `qhost eval`: the stored configuration is the checkpoint author's.
+  if (!options.trust_checkpoint_plugins)
+    refuse_checkpoint_plugins(meta.resolved_toml, config, checkpoint, loader.search_path());
+  if (options.synthetic) config.use_synthetic_data();
   config.validate(registry, loader);
   const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   set_threads(exp.threads);
   set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
   auto b = std::make_shared<Built>(build(config, registry, false, false));
-  auto data = read_checkpoint(checkpoint);
-  if (b->parts.schedule) b->parts.schedule->catch_up_quantizers(data.meta.epoch, nullptr);
+  if (b->parts.schedule) b->parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
+  CheckpointReadOptions ro;
+  ro.model = b->parts.model.get();  // entries checked against the model before any data is read
+  ro.read_optimizer = false;
+  auto data = read_checkpoint(checkpoint, ro);
   load_module_state(*b->parts.model, data.model, checkpoint);
   b->parts.model->eval();
   CheckpointModel m;

@@ -148,9 +148,11 @@ TEST(ExportOnnx, XnorWeights) {
   export_and_check(dir, dir, "", "--weight-codes -1,1 --weight-scales channel --activation-levels 4");
 }
 
-// Full-precision weights, XNOR activations.
+// Full-precision weights, XNOR activations. The smoke training stays inside the
+// XNOR warm-up (forward = identity): two binarising steps leave NaN in the
+// network's first batch norm, which the checkpoint reader then refuses.
 TEST(ExportOnnx, XnorActivationsRefused) {
-  const auto dir = train("xnor_act", "--set quant.activation.type=xnor");
+  const auto dir = train("xnor_act", "--set quant.activation.type=xnor --set quant.activation.stable=100");
   expect_refused(dir + " -o " + dir + "/model.onnx", 2,
                  {"error[config]", "quantizer/xnor", "layer1.0.conv1.0", "xnor activation quantizer has no exact ONNX form"});
   EXPECT_FALSE(fs::exists(dir + "/model.onnx"));
