@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "errors.hpp"
 #include "logging.hpp"
+#include "onnx_export.hpp"
 #include "plugin_loader.hpp"
 #include "registry.hpp"
 #include "run.hpp"
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/program_options.hpp>
 
+#include <charconv>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -29,6 +31,7 @@ const char* kUsage =
     "commands:\n"
     "  run FILE.toml        train and evaluate an experiment\n"
     "  eval CHECKPOINT.h5   evaluate a checkpoint\n"
+    "  export CHECKPOINT.h5 write the model as ONNX (QuantizeLinear/DequantizeLinear) for deployment\n"
     "  check FILE.toml      validate an experiment without running it\n"
     "  list                 list the components of every plugin found\n"
     "  describe KIND/NAME   options, types, defaults and docs of a component (or of a section: describe data)\n"
@@ -38,7 +41,8 @@ const char* kUsage =
     "\n"
     "`qhost <command> --help` describes a command's options.\n";
 
-const std::vector<std::string> kCommands{"run", "eval", "check", "list", "describe", "check-plugin", "sweep", "report"};
+const std::vector<std::string> kCommands{"run",   "eval",   "check",  "list", "describe", "check-plugin",
+                                         "sweep", "report", "export"};
 
 struct Globals {
   std::vector<std::string> plugin_path;
@@ -269,6 +273,47 @@ int cli_main(int argc, char** argv) {
       }
     }
     int rc = run_experiment(config, registry, ro);
+    flush_logs();
+    return rc;
+  }
+
+  if (command == "export") {
+    ExportOptions xo;
+    std::string batch = "dynamic";
+    opts.add_options()("checkpoint", po::value<std::string>(&xo.checkpoint), "HDF5 checkpoint or run folder (its best.h5)")(
+        "output,o", po::value<std::string>(&xo.output), "the ONNX file to write")(
+        "opset", po::value<int64_t>(&xo.opset)->default_value(13),
+        "ONNX opset, 13 to 17 (13: per-channel QuantizeLinear/DequantizeLinear)")(
+        "batch", po::value<std::string>(&batch)->default_value("dynamic"),
+        "batch dimension of `input` and `logits`: dynamic, or a fixed N")(
+        "reference", po::value<std::string>(&xo.reference),
+        "also write PREFIX.input.npy (a seeded N(0,1) batch) and PREFIX.logits.npy (qhost's logits of it)")(
+        "reference-batch", po::value<int64_t>(&xo.reference_batch)->default_value(4), "samples in the reference batch")(
+        "reference-seed", po::value<uint64_t>(&xo.reference_seed)->default_value(0), "seed of the reference batch")(
+        "synthetic", po::bool_switch(&xo.synthetic),
+        "stand-in data of the checkpoint's shape: the dataset's files are not needed")(
+        "trust-checkpoint-plugins", po::bool_switch(&xo.trust_checkpoint_plugins),
+        "load plugin paths named by the checkpoint's stored configuration (they run code: trusted files only)");
+    pos.add("checkpoint", 1);
+    if (help)
+      return print_help(command,
+                        "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx [--opset N] [--batch dynamic|N] [--set KEY=VALUE]... "
+                        "[--reference PREFIX] [--synthetic] [--trust-checkpoint-plugins]",
+                        opts, globals),
+             0;
+    auto cvm = parse_command(command, args, opts, pos);
+    require(cvm, command, "checkpoint", "checkpoint file or run folder");
+    require(cvm, command, "output", "output file (-o MODEL.onnx)");
+    if (batch != "dynamic") {
+      int64_t n = 0;
+      const auto r = std::from_chars(batch.data(), batch.data() + batch.size(), n);
+      if (r.ec != std::errc() || r.ptr != batch.data() + batch.size() || n < 1)
+        throw qsdk::Error(ErrorCategory::usage, "--batch", "'" + batch + "' is neither 'dynamic' nor a batch size",
+                          "use --batch dynamic or --batch N with N >= 1");
+      xo.batch = n;
+    }
+    xo.overrides = overrides;
+    int rc = export_checkpoint(registry, loader, xo);
     flush_logs();
     return rc;
   }

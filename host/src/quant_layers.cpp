@@ -48,6 +48,22 @@ torch::Tensor apply_transforms(const torch::Tensor& w, const std::shared_ptr<con
   return out;
 }
 
+thread_local ExportHooks* g_export_hooks = nullptr;
+
+// A weight quantizer's output, or under ExportHooks its integer form.
+torch::Tensor quantize_weight(qsdk::QuantizerImpl& q, const std::string& path,
+                              const std::function<torch::Tensor()>& weight, torch::IntArrayRef shape) {
+  if (g_export_hooks) return g_export_hooks->weight(path, q, weight, shape);
+  torch::Tensor y = q.forward(weight());
+  return y.sizes() == shape ? y : y.view(shape);
+}
+
+// An activation/output quantizer's output, or under ExportHooks its integer form.
+torch::Tensor quantize_value(qsdk::QuantizerImpl& q, const std::string& path, qsdk::QuantTarget target,
+                             const torch::Tensor& x, int64_t axis) {
+  return g_export_hooks ? g_export_hooks->activation(path, target, q, x, axis) : q.forward(x);
+}
+
 void register_quantizers(torch::nn::Module& m, const LayerQuantizers& q) {
   if (q.weight) m.register_module("quant_weight", q.weight);
   if (q.activation) m.register_module("quant_activation", q.activation);
@@ -70,6 +86,9 @@ void replace_quantizer_of(torch::nn::Module& m, const std::string& path, LayerQu
 }
 
 }  // namespace
+
+ExportHooksScope::ExportHooksScope(ExportHooks* hooks) : previous_(g_export_hooks) { g_export_hooks = hooks; }
+ExportHooksScope::~ExportHooksScope() { g_export_hooks = previous_; }
 
 QuantConv2dImpl::QuantConv2dImpl(std::string module_path, const torch::nn::Conv2dOptions& options,
                                  LayerQuantizers quantizers, bool padding_after_quant,
@@ -100,7 +119,9 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
   };
   if (!quantizers_.any()) return conv(input, weight_, padding_);
   torch::Tensor w = weight_;
-  if (quantizers_.weight) w = quantizers_.weight->forward(apply_transforms(w, transforms_, path_));
+  if (quantizers_.weight)
+    w = quantize_weight(*quantizers_.weight, path_, [&] { return apply_transforms(weight_, transforms_, path_); },
+                        weight_.sizes());
   torch::Tensor x = input;
   int64_t conv_padding = padding_;
   if (quantizers_.activation) {
@@ -110,7 +131,9 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
     // both orders give the same result and the convolution pads by itself:
     // that saves the padded copy, and a pre-padded input makes the convolution
     // (its backward above all) markedly slower.
-    bool pad_first = !padding_after_quant_ && padding_ > 0;
+    // Under ExportHooks the quantizer is a QuantizeLinear/DequantizeLinear pair,
+    // which maps 0 to 0 (its zero point lies in its range), so the convolution pads.
+    bool pad_first = !padding_after_quant_ && padding_ > 0 && !g_export_hooks;
     if (pad_first) {
       const auto* traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(quantizers_.activation.get());
       pad_first = !(traits && traits->commutes_with_zero_padding());
@@ -119,10 +142,10 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
       x = torch::constant_pad_nd(x, {padding_, padding_, padding_, padding_}, 0.0);
       conv_padding = 0;
     }
-    x = quantizers_.activation->forward(x);
+    x = quantize_value(*quantizers_.activation, path_, qsdk::QuantTarget::activation, x, 1);
   }
   torch::Tensor y = conv(x, w, conv_padding);
-  if (quantizers_.output) y = quantizers_.output->forward(y);
+  if (quantizers_.output) y = quantize_value(*quantizers_.output, path_, qsdk::QuantTarget::output, y, 1);
   return y;
 }
 
@@ -139,17 +162,24 @@ torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
   torch::Tensor w = weight_;
   if (quantizers_.weight) {
     const auto out = w.size(0), in = w.size(1);
-    w = quantizers_.weight->forward(apply_transforms(w, transforms_, path_).view({1, 1, out, in})).view({out, in});
+    w = quantize_weight(
+        *quantizers_.weight, path_,
+        [&] { return apply_transforms(weight_, transforms_, path_).view({1, 1, out, in}); }, {out, in});
   }
+  // Under ExportHooks the feature axis is quantized in place: the [N, C, 1, 1]
+  // views would put the traced batch size into the graph as a constant.
   torch::Tensor x = input;
   if (quantizers_.activation) {
     const auto sizes = x.sizes().vec();
-    x = quantizers_.activation->forward(x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+    x = g_export_hooks ? quantize_value(*quantizers_.activation, path_, qsdk::QuantTarget::activation, x,
+                                        x.dim() - 1)
+                       : quantizers_.activation->forward(x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   torch::Tensor y = torch::linear(x, w, bias_);
   if (quantizers_.output) {
     const auto sizes = y.sizes().vec();
-    y = quantizers_.output->forward(y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+    y = g_export_hooks ? quantize_value(*quantizers_.output, path_, qsdk::QuantTarget::output, y, y.dim() - 1)
+                       : quantizers_.output->forward(y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   return y;
 }

@@ -24,6 +24,38 @@ using WeightTransform = std::function<torch::Tensor(const torch::Tensor&, const 
 /// the model was built still apply.
 using WeightTransforms = std::vector<WeightTransform>;
 
+/// (export) What `qhost export` puts in place of the quantizers' forwards while
+/// it traces the model (onnx_export.cpp): each call returns a tensor the
+/// trace can turn into standard integer operators. Set with
+/// ExportHooksScope; the layers call the quantizers themselves otherwise.
+class ExportHooks {
+ public:
+  virtual ~ExportHooks() = default;
+  /// The dequantized weight of layer `path` that `quantizer` makes of
+  /// `weight()` (the weight after the transforms, in the shape the quantizer
+  /// sees: for a linear layer [1, 1, out, in]), viewed as `shape` (the layer's
+  /// weight shape). `weight` is called by the hook, outside the trace.
+  virtual torch::Tensor weight(const std::string& path, qsdk::QuantizerImpl& quantizer,
+                               const std::function<torch::Tensor()>& weight, torch::IntArrayRef shape) = 0;
+  /// The activation or output `x` of layer `path` through `quantizer`; `axis`
+  /// is the channel axis of `x`.
+  virtual torch::Tensor activation(const std::string& path, qsdk::QuantTarget target, qsdk::QuantizerImpl& quantizer,
+                                   const torch::Tensor& x, int64_t axis) = 0;
+};
+
+/// (export) Installs `hooks` for the quantized layers' forwards on this thread
+/// for the scope's lifetime.
+class ExportHooksScope {
+ public:
+  explicit ExportHooksScope(ExportHooks* hooks);
+  ~ExportHooksScope();
+  ExportHooksScope(const ExportHooksScope&) = delete;
+  ExportHooksScope& operator=(const ExportHooksScope&) = delete;
+
+ private:
+  ExportHooks* previous_;
+};
+
 /// The quantizers of one layer; a null pointer means "not quantized".
 struct LayerQuantizers {
   std::shared_ptr<qsdk::QuantizerImpl> weight;      ///< registered as `quant_weight`

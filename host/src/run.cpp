@@ -3,6 +3,8 @@
 // tricks) and hand it to the Trainer.
 #include "run.hpp"
 
+#include "checkpoint_model.hpp"
+
 #include "checkpoint.hpp"
 #include "communicator.hpp"
 #include "config.hpp"
@@ -88,6 +90,7 @@ struct Built {
   std::unique_ptr<LayerFactory> factory;
   TrainerParts parts;
   int64_t num_classes = 0;
+  std::vector<int64_t> sample_shape;
 };
 
 // `allow_nonfinite`: a KD teacher checkpoint may hold NaN/inf (--allow-nonfinite).
@@ -120,6 +123,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
   const auto& shape_src = train_set ? train_set : eval_set;
   b.num_classes = shape_src->num_classes();
   const auto sample_shape = shape_src->sample_shape();
+  b.sample_shape = sample_shape;
   spdlog::info("data: {}", shape_src->describe().empty() ? "dataset" : shape_src->describe());
   if (config.synthetic()) spdlog::warn("--synthetic: {}", config.synthetic_note());
 
@@ -445,6 +449,41 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   std::printf("top1 %.4f\ntop5 %.4f\nloss %.6f\nsamples %lld\n", r.top1, r.top5, r.loss,
               static_cast<long long>(r.samples));
   return 0;
+}
+
+CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
+                                      const CheckpointModelOptions& options) {
+  const auto meta = read_checkpoint_meta(checkpoint);
+  if (meta.resolved_toml.empty())
+    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
+                      "the checkpoint holds no configuration to rebuild the model from");
+  auto config = Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", options.overrides);
+  // As for `qhost eval`: the stored configuration is the checkpoint author's.
+  if (!options.trust_checkpoint_plugins)
+    refuse_checkpoint_plugins(meta.resolved_toml, config, checkpoint, loader.search_path());
+  if (options.synthetic) config.use_synthetic_data();
+  config.validate(registry, loader);
+  const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
+  set_threads(exp.threads);
+  set_flush_denormal(exp.flush_denormal);
+  torch::manual_seed(static_cast<uint64_t>(exp.seed));
+  auto b = std::make_shared<Built>(build(config, registry, false, false));
+  if (b->parts.schedule) b->parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
+  CheckpointReadOptions ro;
+  ro.model = b->parts.model.get();  // entries checked against the model before any data is read
+  ro.read_optimizer = false;
+  auto data = read_checkpoint(checkpoint, ro);
+  load_module_state(*b->parts.model, data.model, checkpoint);
+  b->parts.model->eval();
+  CheckpointModel m;
+  m.model = b->parts.model;
+  m.sample_shape = b->sample_shape;
+  m.num_classes = b->num_classes;
+  m.layers = b->factory->records();
+  m.resolved_toml = meta.resolved_toml;
+  m.epoch = meta.epoch;
+  m.keep_alive = b;
+  return m;
 }
 
 }  // namespace qhost

@@ -2,6 +2,7 @@
 // here only, which is what makes dynamic_cast and catch work across plugins
 // loaded with RTLD_LOCAL (see docs/plugin-contract.md#typeinfo-and-exceptions-across-libraries).
 #include <qsdk/dataset.hpp>
+#include <qsdk/exportable.hpp>
 #include <qsdk/kind.hpp>
 #include <qsdk/model.hpp>
 #include <qsdk/quantizer.hpp>
@@ -14,6 +15,7 @@ namespace qsdk {
 
 QuantizerImpl::~QuantizerImpl() = default;
 ZeroPaddingAware::~ZeroPaddingAware() = default;
+Exportable::~Exportable() = default;
 Conv2dLayerImpl::~Conv2dLayerImpl() = default;
 LinearLayerImpl::~LinearLayerImpl() = default;
 LayerFactory::~LayerFactory() = default;

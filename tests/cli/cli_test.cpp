@@ -90,13 +90,14 @@ TEST(Cli, UsageErrorsExitWith1) {
 }
 
 TEST(Cli, HelpEverywhere) {
-  for (const char* cmd : {"", "run", "eval", "check", "list", "describe", "check-plugin"}) {
+  for (const char* cmd : {"", "run", "eval", "export", "check", "list", "describe", "check-plugin"}) {
     auto r = qhost(std::string(cmd) + " --help");
     EXPECT_EQ(r.rc, 0) << cmd;
     EXPECT_TRUE(has(r.out, "usage: qhost ")) << cmd << ": " << r.out;
     EXPECT_TRUE(has(r.out, "--plugin-path")) << cmd;
   }
   EXPECT_TRUE(has(qhost("run --help").out, "--resume"));
+  EXPECT_TRUE(has(qhost("export --help").out, "--opset"));
   EXPECT_TRUE(has(qhost("check --help").out, "--set arg"));
 }
 

@@ -29,7 +29,7 @@ struct DorefaOptions : qc::CommonOptions {
 };
 
 /// DoReFa fake quantizer; no learnable parameters (besides optional gamma).
-class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
+class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware, public qsdk::Exportable {
  public:
   DorefaQuantizerImpl(const DorefaOptions& o, const qsdk::QuantizerContext& ctx)
       : QuantizerBase(o, ctx), binarize_(o.binarize) {
@@ -52,6 +52,27 @@ class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAw
       y = qc::dorefa_weight(xn.contiguous(), common_.boundary, n);
     }
     return apply_gamma(y);
+  }
+
+  /// Tanh path: levels 2k c / n - 1, k = 0..floor(n / c): integer multiples
+  /// 2k - n/c of the step c / n when n / c is an integer (boundary = 1: the
+  /// codes 2k - n). Binarised: +-mean|w|, codes +-1.
+  qsdk::WeightExport export_weight(const torch::Tensor& w) const override {
+    if (setup_.target != qsdk::QuantTarget::weight) refuse_export("dorefa", "export_weight on a non-weight quantizer");
+    require_export_ready("dorefa");
+    torch::NoGradGuard no_grad;
+    at::Tensor xn = standardize(w).contiguous();
+    if (binarize_) return weight_export(apply_gamma(qc::dorefa_binarize(xn)), xn.abs().mean().reshape({1}), "dorefa");
+    return dorefa_weight_export(xn, common_.boundary, setup_.levels - 1, "dorefa");
+  }
+
+  /// round(clamp(x, 0, c) n / c) c / n: step c / n, codes [0, n].
+  qsdk::ActivationExport export_activation() const override {
+    if (setup_.target == qsdk::QuantTarget::weight) refuse_export("dorefa", "export_activation on a weight quantizer");
+    require_export_ready("dorefa");
+    const int64_t n = setup_.levels - 1;
+    return activation_export(torch::full({1}, common_.boundary / static_cast<double>(n), torch::kDouble), 0, 0, n,
+                             "dorefa");
   }
 
   /// Activations: clamp(0, 0, c) rounds to 0 for any positive clip, and

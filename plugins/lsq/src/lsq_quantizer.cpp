@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 namespace qplug_lsq {
 
 namespace qc = qplug_quant_common;
@@ -26,7 +28,7 @@ struct LsqOptions : qc::CommonOptions {
 };
 
 /// LSQ fake quantizer; parameter `clip_val` (one per group), buffers `iteration`, `level_num`.
-class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
+class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware, public qsdk::Exportable {
  public:
   LsqQuantizerImpl(const LsqOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
     clip_val_ = register_parameter("clip_val", torch::full(group_param_shape(), static_cast<float>(o.boundary)));
@@ -39,13 +41,35 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
       warmup_clip(clip_val_, xn);
       return xn;
     }
-    qc::LsqArgs a;
-    a.n = level_steps();
-    a.half_range = setup_.half_range;
-    a.grad_factor = setup_.grad_factor;
-    a.ste_scale = common_.grad_type == "STE-scale";
-    a.layout = layout_for(xn, setup_.groups);
-    return apply_gamma(qc::lsq_quantize(xn.contiguous(), clip_val_, a));
+    return apply_gamma(qc::lsq_quantize(xn.contiguous(), clip_val_, args(xn)));
+  }
+
+  /// Levels k * s / n (unsigned) or (2k - n) * s / n (signed), k = 0..n: the
+  /// codes are k or 2k - n with the step s / n (times gamma), per group.
+  qsdk::WeightExport export_weight(const torch::Tensor& w) const override {
+    require_export_ready("lsq");
+    torch::NoGradGuard no_grad;
+    at::Tensor xn = standardize(w).contiguous();
+    at::Tensor y = apply_gamma(qc::lsq_quantize(xn, clip_val_, args(xn)));
+    return weight_export(y, clip_val_.detach().abs().reshape({-1}) / level_steps(), "lsq");
+  }
+
+  /// Unsigned: step s / n, codes [0, n]. Signed: levels (2k - n) s / n are the
+  /// integers k - n/2 times 2s/n when n is even (an odd number of levels);
+  /// with n odd there is no level at 0, so no integer zero point.
+  qsdk::ActivationExport export_activation() const override {
+    require_export_ready("lsq");
+    const double n = level_steps();
+    if (n < 1 || n != std::round(n)) refuse_export("lsq", "level_num - 1 = " + std::to_string(n) + " is not a step count");
+    const auto steps = static_cast<int64_t>(n);
+    at::Tensor s = clip_val_.detach().abs().reshape({-1});
+    if (setup_.half_range) return activation_export(s / n, 0, 0, steps, "lsq");
+    if (steps % 2 != 0)
+      refuse_export("lsq",
+                    "a signed range with " + std::to_string(steps + 1) +
+                        " levels has no level at 0, and QuantizeLinear needs an integer zero point",
+                    "use half_range = true, or an odd number of levels (e.g. levels = 3)");
+    return activation_export(s * (2.0 / n), 0, -steps / 2, steps / 2, "lsq");
   }
 
   /// On [0, s] with s != 0, 0 quantizes to 0 and adds nothing to the clip
@@ -65,6 +89,16 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
   }
 
  private:
+  qc::LsqArgs args(const at::Tensor& xn) const {
+    qc::LsqArgs a;
+    a.n = level_steps();
+    a.half_range = setup_.half_range;
+    a.grad_factor = setup_.grad_factor;
+    a.ste_scale = common_.grad_type == "STE-scale";
+    a.layout = layout_for(xn, setup_.groups);
+    return a;
+  }
+
   at::Tensor clip_val_;
 };
 

@@ -24,7 +24,7 @@ struct PactOptions : qc::CommonOptions {
 };
 
 /// PACT fake quantizer; activations own the learnable `clip_val` (alpha, shape [1]).
-class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware {
+class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware, public qsdk::Exportable {
  public:
   PactQuantizerImpl(const PactOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx) {
     require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "pact");
@@ -46,6 +46,22 @@ class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAwar
     const int64_t n = setup_.levels - 1;
     if (setup_.target == qsdk::QuantTarget::activation) return qc::pact_activation(xn.contiguous(), clip_val_, n);
     return apply_gamma(qc::dorefa_weight(xn.contiguous(), common_.boundary, n));
+  }
+
+  /// Weights: the DoReFa tanh path (QuantizerBase::dorefa_weight_export).
+  qsdk::WeightExport export_weight(const torch::Tensor& w) const override {
+    if (setup_.target != qsdk::QuantTarget::weight) refuse_export("pact", "export_weight on an activation quantizer");
+    require_export_ready("pact");
+    torch::NoGradGuard no_grad;
+    return dorefa_weight_export(standardize(w).contiguous(), common_.boundary, setup_.levels - 1, "pact");
+  }
+
+  /// round(clamp(x, 0, alpha) n / alpha) alpha / n: step alpha / n, codes [0, n].
+  qsdk::ActivationExport export_activation() const override {
+    if (!clip_val_.defined()) refuse_export("pact", "export_activation on a weight quantizer");
+    require_export_ready("pact");
+    const int64_t n = setup_.levels - 1;
+    return activation_export(clip_val_.detach().reshape({1}) / static_cast<double>(n), 0, 0, n, "pact");
   }
 
   /// With alpha > 0, 0 stays 0 and adds nothing to alpha's gradient (only

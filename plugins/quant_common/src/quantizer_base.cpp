@@ -2,8 +2,12 @@
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/distributed.hpp>
+#include <qsdk/error.hpp>
 
 #include <torch/torch.h>
+
+#include <cmath>
+#include <sstream>
 
 namespace qplug_quant_common {
 
@@ -88,6 +92,128 @@ void QuantizerBase::require_target(std::initializer_list<qsdk::QuantTarget> allo
   option_error(setup_, "target",
                method + " does not support " + std::string(qsdk::to_string(setup_.target)) + " quantizers",
                "choose another quantizer type for this tensor");
+}
+
+void QuantizerBase::refuse_export(const std::string& method, const std::string& why, const std::string& hint) const {
+  throw qsdk::Error(qsdk::ErrorCategory::config, setup_.place,
+                    method + " " + qsdk::to_string(setup_.target) + " quantizer has no exact ONNX form: " + why,
+                    hint);
+}
+
+void QuantizerBase::require_export_ready(const std::string& method) const {
+  // forward adds 1 to the counter first, then returns its input while counter <= stable.
+  const double next = iteration_.item<double>() + 1.0;
+  if (next <= static_cast<double>(common_.stable))
+    refuse_export(method,
+                  "it is still in its warm-up (iteration " + std::to_string(static_cast<int64_t>(next - 1)) +
+                      " of stable = " + std::to_string(common_.stable) + "), where forward returns its input unquantized",
+                  "export a checkpoint trained past the warm-up");
+}
+
+namespace {
+
+/// Step values as a flat float tensor of `groups` elements (one given element is repeated).
+at::Tensor group_steps(const at::Tensor& step, int64_t groups) {
+  at::Tensor s = step.detach().to(torch::kFloat).reshape({-1});
+  if (s.numel() == 1 && groups > 1) s = s.expand({groups}).contiguous();
+  return s;
+}
+
+bool positive_finite(const at::Tensor& s) { return (s > 0).all().item<bool>() && torch::isfinite(s).all().item<bool>(); }
+
+std::string to_text(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+}  // namespace
+
+qsdk::WeightExport QuantizerBase::weight_export(const at::Tensor& y_in, const at::Tensor& group_step,
+                                                const std::string& method) const {
+  torch::NoGradGuard no_grad;
+  const int64_t g = setup_.groups;
+  const bool one_step = group_step.numel() == 1 && !gamma_.defined();
+  at::Tensor step = group_steps(group_step, g);
+  if (step.numel() != g) refuse_export(method, "internal: " + std::to_string(step.numel()) + " steps for " + std::to_string(g) + " groups");
+  if (gamma_.defined()) step = step * gamma_.detach().to(torch::kFloat).reshape({-1});
+  if (!positive_finite(step))
+    refuse_export(method, "a step (clip / levels" + std::string(gamma_.defined() ? " times gamma" : "") +
+                              ") is zero, negative or not finite",
+                  "a DequantizeLinear scale must be positive; check the checkpoint's clip values");
+  at::Tensor y = y_in.detach().to(torch::kFloat).contiguous();
+  at::Tensor u = y.reshape({g, -1}) / step.reshape({g, 1});
+  at::Tensor codes = u.round();
+  const double off = (u - codes).abs().max().item<double>();
+  if (!(off <= 1e-3))
+    refuse_export(method, "the quantized weight is not an integer multiple of its step (off by " + to_text(off) + " steps)");
+  const int64_t lo = codes.min().item<int64_t>(), hi = codes.max().item<int64_t>();
+  qsdk::WeightExport e;
+  e.codes = codes.to(lo >= -128 && hi <= 127 ? torch::kChar : torch::kInt).view(y.sizes());
+  if (one_step || g == 1) {
+    e.scale = step.slice(0, 0, 1).clone();
+    return e;
+  }
+  // Groups are contiguous flat blocks: they follow axis a when every axis before
+  // it has size 1 and the groups divide shape[a] (each group then covers
+  // shape[a] / groups whole slices of a).
+  const auto shape = y.sizes();
+  for (int64_t a = 0; a < static_cast<int64_t>(shape.size()); ++a) {
+    if (shape[a] % g == 0) {
+      e.axis = a;
+      e.scale = step.repeat_interleave(shape[a] / g).contiguous();
+      return e;
+    }
+    if (shape[a] != 1) break;
+  }
+  refuse_export(method,
+                std::to_string(g) + " groups of the weight (quant_group) do not follow one axis of its shape",
+                "use quant_group = 0 (per output channel) or 1 (per tensor)");
+}
+
+qsdk::ActivationExport QuantizerBase::activation_export(const at::Tensor& group_step, int64_t zero_point, int64_t qmin,
+                                                        int64_t qmax, const std::string& method) const {
+  torch::NoGradGuard no_grad;
+  if (gamma_.defined())
+    refuse_export(method, "gamma multiplies the dequantized value by a learned factor per channel",
+                  "drop gamma from the output quantizer");
+  const int64_t g = setup_.groups;
+  at::Tensor step = group_steps(group_step, g);
+  if (!positive_finite(step))
+    refuse_export(method, "a step (clip / levels) is zero, negative or not finite",
+                  "a QuantizeLinear scale must be positive; check the checkpoint's clip values");
+  const bool is_signed = qmin < 0;
+  const int64_t tmin = is_signed ? -128 : 0, tmax = is_signed ? 127 : 255;
+  if (qmin < tmin || qmax > tmax || zero_point < qmin || zero_point > qmax)
+    refuse_export(method, "its codes [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
+                              "] do not fit " + (is_signed ? "int8" : "uint8"));
+  qsdk::ActivationExport e;
+  e.zero_point = zero_point;
+  e.qmin = qmin;
+  e.qmax = qmax;
+  e.is_signed = is_signed;
+  if (group_step.numel() == 1 || g == 1) {
+    e.scale = step.slice(0, 0, 1).clone();
+    return e;
+  }
+  const int64_t c = setup_.shape[1];
+  if (c % g != 0)
+    refuse_export(method, std::to_string(g) + " groups do not divide the " + std::to_string(c) + " channels");
+  e.scale = step.repeat_interleave(c / g).contiguous();
+  return e;
+}
+
+qsdk::WeightExport QuantizerBase::dorefa_weight_export(const at::Tensor& xn, double clip, int64_t n,
+                                                       const std::string& method) const {
+  const double m = static_cast<double>(n) / clip;
+  if (std::fabs(m - std::round(m)) > 1e-9 * m)
+    refuse_export(method,
+                  "its weight levels 2k * boundary / n - 1 are not integer multiples of one step: n / boundary = " +
+                      to_text(m) + " is not an integer",
+                  "use boundary = 1 (or one that divides the " + std::to_string(n) + " steps) for the weights");
+  torch::NoGradGuard no_grad;
+  at::Tensor y = apply_gamma(dorefa_weight(xn, clip, n));
+  return weight_export(y, torch::full({1}, clip / static_cast<double>(n), torch::kDouble), method);
 }
 
 }  // namespace qplug_quant_common

@@ -33,7 +33,7 @@ struct XnorOptions : qc::CommonOptions {
 
 /// XNOR binariser. The counter `iteration` only runs when `stable` > 0 (warm-up);
 /// with stable = 0 it is left untouched and every forward binarises.
-class XnorQuantizerImpl : public qc::QuantizerBase {
+class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable {
  public:
   XnorQuantizerImpl(const XnorOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx), custom_(o.custom) {
     require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "xnor");
@@ -65,6 +65,27 @@ class XnorQuantizerImpl : public qc::QuantizerBase {
     if (grad_ == qc::SignGrad::ste) mask = (xd > -1) & (xd < 1);
     if (grad_ == qc::SignGrad::triangle) mask = at::where(xd.abs() < 1, 2 - 2 * xd.abs(), at::zeros_like(xd));
     return qc::masked_ste(xn, y, mask);
+  }
+
+  /// sign(w) * mean|w| per group (times gamma): codes +-1 (sign(0) = +1),
+  /// step mean|w| of the group.
+  qsdk::WeightExport export_weight(const torch::Tensor& w) const override {
+    if (setup_.target != qsdk::QuantTarget::weight) refuse_export("xnor", "export_weight on an activation quantizer");
+    if (common_.stable > 0) require_export_ready("xnor");
+    torch::NoGradGuard no_grad;
+    at::Tensor xn = standardize(w).contiguous();
+    at::Tensor e = xn.reshape({setup_.groups, -1}).abs().mean(1);
+    at::Tensor y = apply_gamma(qc::xnor_binarize(xn, e, grad_, layout_for(xn, setup_.groups)));
+    return weight_export(y, e, "xnor");
+  }
+
+  /// Refused: sign(x) sends every positive value, however small, to +1, and
+  /// QuantizeLinear rounds x / scale, so no scale and zero point give it.
+  qsdk::ActivationExport export_activation() const override {
+    refuse_export("xnor",
+                  "binarising to sign(x)" + std::string(custom_ == "none" ? "" : " times a per-sample mean|x|") +
+                      " is not a rounding of x / scale, so QuantizeLinear cannot express it",
+                  "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
   }
 
  private:

@@ -5,6 +5,7 @@
 #include <quant_common/kernels.hpp>
 #include <quant_common/options.hpp>
 
+#include <qsdk/exportable.hpp>
 #include <qsdk/quantizer.hpp>
 
 namespace qplug_quant_common {
@@ -45,6 +46,32 @@ class QuantizerBase : public qsdk::QuantizerImpl {
   double level_steps() const;
   /// Throws a config error unless the target is one of `allowed`.
   void require_target(std::initializer_list<qsdk::QuantTarget> allowed, const std::string& method) const;
+
+  // qsdk::Exportable helpers (docs/methods.md#export-to-onnx).
+  /// (export) Throws the config error of a state or option with no exact
+  /// integer form: "<method> <target> quantizer has no exact ONNX form: <why>".
+  [[noreturn]] void refuse_export(const std::string& method, const std::string& why,
+                                  const std::string& hint = "") const;
+  /// (export) Refuses while the next forward would still be a warm-up forward
+  /// (which returns its input unquantized).
+  void require_export_ready(const std::string& method) const;
+  /// (export) The integer form of the quantized weight `y` (forward's value,
+  /// gamma applied) whose levels are integer multiples of `group_step` (one
+  /// element, or one per group); gamma is multiplied into the step. Verifies
+  /// that y / step is an integer everywhere; maps the groups to a per-tensor or
+  /// per-axis scale (refusing groups that do not follow one axis).
+  qsdk::WeightExport weight_export(const at::Tensor& y, const at::Tensor& group_step,
+                                   const std::string& method) const;
+  /// (export) The affine form of an activation/output quantizer with the step
+  /// `group_step` (one element or one per group, groups being blocks of
+  /// channels) and the integer range [qmin, qmax] around `zero_point`.
+  qsdk::ActivationExport activation_export(const at::Tensor& group_step, int64_t zero_point, int64_t qmin,
+                                           int64_t qmax, const std::string& method) const;
+  /// (export) The DoReFa tanh weight path (dorefa, pact) of the standardised
+  /// weight `xn` with clip `clip` and `n` steps: levels 2k c / n - 1 are the
+  /// integers 2k - n / c times c / n when n / c is an integer; refused otherwise.
+  qsdk::WeightExport dorefa_weight_export(const at::Tensor& xn, double clip, int64_t n,
+                                          const std::string& method) const;
 
   CommonOptions common_;
   QuantSetup setup_;
