@@ -2,6 +2,8 @@
 
 #include "quant_layers.hpp"
 
+#include "device.hpp"
+
 #include <qsdk/error.hpp>
 
 #include <array>
@@ -18,6 +20,14 @@ template <class T>
 void get_if(NoVariant*);
 template <class T>
 void holds_alternative(NoVariant*);
+
+// (mixed precision) A quantizer sees and computes fp32 even inside autocast:
+// its levels, clips and counters are defined in fp32 and a bf16/fp16 copy of
+// its input would move values across rounding boundaries. Only the convolution
+// or matrix product that consumes its output runs in the reduced precision.
+torch::Tensor quantize(qsdk::QuantizerImpl& q, const torch::Tensor& x) {
+  return run_in_fp32(x, [&q](const torch::Tensor& t) { return q.forward(t); });
+}
 
 int64_t square_padding(const std::string& path, const torch::nn::Conv2dOptions& o) {
   const auto* pad = get_if<torch::ExpandingArray<2>>(&o.padding());
@@ -100,7 +110,10 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
   };
   if (!quantizers_.any()) return conv(input, weight_, padding_);
   torch::Tensor w = weight_;
-  if (quantizers_.weight) w = quantizers_.weight->forward(apply_transforms(w, transforms_, path_));
+  if (quantizers_.weight)
+    w = run_in_fp32(w, [&](const torch::Tensor& t) {
+      return quantizers_.weight->forward(apply_transforms(t, transforms_, path_));
+    });
   torch::Tensor x = input;
   int64_t conv_padding = padding_;
   if (quantizers_.activation) {
@@ -119,10 +132,10 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
       x = torch::constant_pad_nd(x, {padding_, padding_, padding_, padding_}, 0.0);
       conv_padding = 0;
     }
-    x = quantizers_.activation->forward(x);
+    x = quantize(*quantizers_.activation, x);
   }
   torch::Tensor y = conv(x, w, conv_padding);
-  if (quantizers_.output) y = quantizers_.output->forward(y);
+  if (quantizers_.output) y = quantize(*quantizers_.output, y);
   return y;
 }
 
@@ -139,17 +152,19 @@ torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
   torch::Tensor w = weight_;
   if (quantizers_.weight) {
     const auto out = w.size(0), in = w.size(1);
-    w = quantizers_.weight->forward(apply_transforms(w, transforms_, path_).view({1, 1, out, in})).view({out, in});
+    w = run_in_fp32(w, [&](const torch::Tensor& t) {
+          return quantizers_.weight->forward(apply_transforms(t, transforms_, path_).view({1, 1, out, in}));
+        }).view({out, in});
   }
   torch::Tensor x = input;
   if (quantizers_.activation) {
     const auto sizes = x.sizes().vec();
-    x = quantizers_.activation->forward(x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+    x = quantize(*quantizers_.activation, x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   torch::Tensor y = torch::linear(x, w, bias_);
   if (quantizers_.output) {
     const auto sizes = y.sizes().vec();
-    y = quantizers_.output->forward(y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+    y = quantize(*quantizers_.output, y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   return y;
 }

@@ -49,12 +49,15 @@ at::Tensor QuantizerBase::standardize(const at::Tensor& w) const {
 
 bool QuantizerBase::advance_counter() {
   torch::NoGradGuard no_grad;
+  // The counter is float32: the host copy rounds as the buffer does.
+  const double next = static_cast<double>(static_cast<float>(iteration_host_.get(iteration_) + 1.0));
   iteration_.add_(1);
+  iteration_host_.updated(iteration_, next);
   return in_warmup();
 }
 
 bool QuantizerBase::in_warmup() const {
-  return iteration_.item<double>() <= static_cast<double>(common_.stable);
+  return iteration_host_.get(iteration_) <= static_cast<double>(common_.stable);
 }
 
 void QuantizerBase::warmup_clip(at::Tensor& clip, const at::Tensor& x) const {
@@ -79,7 +82,16 @@ at::Tensor QuantizerBase::apply_gamma(const at::Tensor& y) const {
   return y * gamma_;
 }
 
-double QuantizerBase::level_steps() const { return level_num_.item<double>() - 1.0; }
+double QuantizerBase::level_steps() const { return level_num_host_.get(level_num_) - 1.0; }
+
+bool all_on_cpu(const at::Tensor& t, bool (*pred)(float)) {
+  if (!t.defined() || !t.device().is_cpu()) return false;
+  const at::Tensor c = t.detach().to(at::kFloat).contiguous();
+  const float* p = c.data_ptr<float>();
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!pred(p[i])) return false;
+  return true;
+}
 
 void QuantizerBase::require_target(std::initializer_list<qsdk::QuantTarget> allowed,
                                    const std::string& method) const {
