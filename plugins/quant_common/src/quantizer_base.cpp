@@ -11,6 +11,9 @@ QuantizerBase::QuantizerBase(const CommonOptions& options, const qsdk::Quantizer
     : common_(options), setup_(make_setup(options, ctx)) {
   iteration_ = register_buffer("iteration", torch::zeros({1}));
   level_num_ = register_buffer("level_num", torch::full({1}, static_cast<float>(setup_.levels)));
+  // The values just written: not even the first forward reads them back.
+  iteration_host_.updated(iteration_, 0.0);
+  level_num_host_.updated(level_num_, static_cast<double>(static_cast<float>(setup_.levels)));
   if (options.gamma) {
     std::vector<int64_t> shape = {setup_.groups, 1, 1, 1};
     if (ctx.target == qsdk::QuantTarget::output) shape = {1, setup_.groups, 1, 1};
