@@ -31,7 +31,11 @@ function(_qtool_plugin_common target)
 endfunction()
 
 function(qtool_add_plugin name)
-  cmake_parse_arguments(ARG "" "EXAMPLE;VERSION" "SOURCES;LINK_LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "" "EXAMPLE" "SOURCES;LINK_LIBRARIES" ${ARGN})
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "qtool_add_plugin(${name}): unknown arguments ${ARG_UNPARSED_ARGUMENTS} "
+                        "(it takes SOURCES, LINK_LIBRARIES and EXAMPLE; the version is QSDK_PLUGIN's)")
+  endif()
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "qtool_add_plugin(${name}): SOURCES is required")
   endif()

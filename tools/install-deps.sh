@@ -14,6 +14,8 @@ packages=(
   libspdlog-dev libgtest-dev libgloo-dev libopenblas0-openmp libturbojpeg0-dev libpng-dev
   # data used by tests and examples
   dataset-fashion-mnist
+  # fuzz targets (tools/fuzz.sh, tests/fuzz): clang with libFuzzer and the sanitizers
+  clang-14 libclang-rt-14-dev
   # Python tools (converters, plots); called as /usr/bin/python3
   python3-torch python3-h5py python3-numpy python3-matplotlib
 )

@@ -7,9 +7,12 @@ pickled nn.Module. Output: one dataset per tensor at
 /model/<dotted/path/with/dots/as/slashes> (floating tensors as float32, integer
 tensors as int64, bool as uint8 marked torch_dtype = "bool") and a /meta group
 with format_version = 1 and the other attributes qhost's checkpoint reader
-expects (epoch 0, empty config): a weights-only checkpoint for `[train] init_from`.
+expects (epoch 0, empty config): a weights-only checkpoint for `[train] init_from`,
+or for `qhost eval --config EXPERIMENT.toml` (the experiment describes the model,
+its quantizers and the data; the weights come from the file; loaded strictly).
 
   /usr/bin/python3 tools/torch2h5.py resnet18-f37072fd.pth resnet18.h5
+  qhost eval resnet18.h5 --config experiments/fp/imagenet_resnet18_torch.toml
   /usr/bin/python3 tools/torch2h5.py qtool_best.pth best.h5 --map torchvision-to-flexible
 
 --map torchvision-to-flexible renames torchvision ResNet names to the flexible

@@ -200,12 +200,14 @@ int cli_main(int argc, char** argv) {
                      "override a key: --set a.b=value (value parsed as TOML; bare words are strings)");
   if (command == "check") {
     opts.add_options()("file", po::value<std::string>(), "experiment TOML file")(
-        "print", "print the resolved configuration (resolved.toml) on success");
+        "print", "print the resolved configuration (resolved.toml) on success")(
+        "synthetic", "random data of the experiment's sample shape and class count in place of its dataset");
     pos.add("file", 1);
-    if (help) return print_help(command, "FILE.toml [--set KEY=VALUE]... [--print]", opts, globals), 0;
+    if (help) return print_help(command, "FILE.toml [--set KEY=VALUE]... [--synthetic] [--print]", opts, globals), 0;
     auto cvm = parse_command(command, args, opts, pos);
     require(cvm, command, "file", "experiment file");
     auto config = Config::load(cvm["file"].as<std::string>(), overrides);
+    if (cvm.count("synthetic")) config.use_synthetic_data();
     config.validate(registry, loader, /*load_everything=*/true);
     if (cvm.count("print"))
       std::cout << config.to_toml();
@@ -223,11 +225,14 @@ int cli_main(int argc, char** argv) {
     opts.add_options()("file", po::value<std::string>(), "experiment TOML file")("resume", po::bool_switch(&ro.resume),
                                                                                  "continue from <run dir>/last.h5")(
         "smoke", po::bool_switch(&ro.smoke), "two training steps and two evaluation batches")(
+        "synthetic", "random data of the experiment's sample shape and class count in place of its dataset; absent "
+                     "init_from/teacher checkpoints leave those networks at their initialisation")(
         "out", po::value<std::string>(&ro.out_dir), "run folder (default <out_dir>/<name>)")(
         "nproc", po::value<int>(&ro.nproc)->default_value(1), "local worker processes");
     pos.add("file", 1);
     if (help)
-      return print_help(command, "FILE.toml [--set KEY=VALUE]... [--resume] [--smoke] [--out DIR] [--nproc N]", opts,
+      return print_help(command,
+                        "FILE.toml [--set KEY=VALUE]... [--resume] [--smoke] [--synthetic] [--out DIR] [--nproc N]", opts,
                         globals),
              0;
     auto cvm = parse_command(command, args, opts, pos);
@@ -236,6 +241,7 @@ int cli_main(int argc, char** argv) {
       throw qsdk::Error(ErrorCategory::usage, "--nproc", std::to_string(ro.nproc) + " is not a process count",
                         "use --nproc 1 or more");
     auto config = Config::load(cvm["file"].as<std::string>(), overrides);
+    if (cvm.count("synthetic")) config.use_synthetic_data();
     config.validate(registry, loader);
     if (ro.nproc > 1) {
       ro.rank_args = {"--log-level", g.log_level};
@@ -257,9 +263,16 @@ int cli_main(int argc, char** argv) {
 
   // eval
   EvalOptions eo;
-  opts.add_options()("checkpoint", po::value<std::string>(&eo.checkpoint), "HDF5 checkpoint");
+  opts.add_options()("checkpoint", po::value<std::string>(&eo.checkpoint), "HDF5 checkpoint")(
+      "config", po::value<std::string>(&eo.config_file),
+      "experiment TOML describing model, quantizers and data (default: the configuration stored in the checkpoint; "
+      "needed for converted weights)")(
+      "synthetic", po::bool_switch(&eo.synthetic), "random data of the same sample shape and class count");
   pos.add("checkpoint", 1);
-  if (help) return print_help(command, "CHECKPOINT.h5 [--set KEY=VALUE]...", opts, globals), 0;
+  if (help)
+    return print_help(command, "CHECKPOINT.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic]", opts,
+                      globals),
+           0;
   auto cvm = parse_command(command, args, opts, pos);
   require(cvm, command, "checkpoint", "checkpoint file");
   eo.overrides = overrides;

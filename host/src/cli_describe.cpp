@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <ostream>
 
 namespace qhost {
@@ -17,11 +16,6 @@ namespace qhost {
 namespace {
 std::string pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
-}
-
-std::string number(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
-  return qsdk::Value(v).to_string();
 }
 
 std::string type_text(const qsdk::FieldSpec& f) {
@@ -37,12 +31,8 @@ std::string constraint_text(const qsdk::FieldSpec& f) {
     std::vector<std::string> q;
     for (const auto& a : f.allowed) q.push_back("\"" + a + "\"");
     out = "one of " + join(q, " | ");
-  } else if (f.min && f.max) {
-    out = "[" + number(*f.min) + ", " + number(*f.max) + "]";
-  } else if (f.min) {
-    out = ">= " + number(*f.min);
-  } else if (f.max) {
-    out = "<= " + number(*f.max);
+  } else {
+    out = f.range_text();
   }
   return out.empty() ? "-" : out;
 }

@@ -3,6 +3,7 @@
 #include "config.hpp"
 
 #include "errors.hpp"
+#include "synthetic_stand_in.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -58,13 +59,28 @@ std::string position(const std::string& file, size_t line, size_t column) {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
-// Refuses keys with more than kMaxKeySegments dotted segments before toml++
-// sees them (it recurses per segment and overflows the stack near 100,000).
-// A small lexer: strings and comments are skipped, and every run of text not
-// broken by '=', ',', '{', '}', '[', ']' or a newline counts its dots, which
-// bounds the segments of any key or table header (a float has one dot).
+// Checks TOML text before toml++ sees it, with a small lexer that skips
+// strings and comments:
+// - keys of more than kMaxKeySegments dotted segments are refused (toml++
+//   recurses per segment and overflows the stack near 100,000): every run of
+//   text not broken by '=', ',', '{', '}', '[', ']' or a newline counts its dots,
+//   which bounds the segments of any key or table header (a float has one dot);
+// - a non-ASCII character outside strings and comments is refused: TOML allows
+//   none there, and toml++ 3.3's whitespace test on such a character reaches
+//   __builtin_unreachable() (undefined behaviour; found by tests/fuzz).
 void check_key_depth(std::string_view text, const std::string& origin) {
+  const char* const begin = text.data();
   size_t line = 1, col = 1, dots = 0, start_line = 0, start_col = 0;
+  // A quote opens a string only where TOML's grammar allows one: a key (at a
+  // line start, after a key's '.', in a table header, after '{' or an inline
+  // table's ',') or a value (after '=', or a '[' or ',' of an array). A quote
+  // elsewhere is a syntax error that toml++ reports, and what follows it is not
+  // taken for string contents (a non-ASCII character there is refused).
+  std::vector<char> open;  // '[' array, 'h' table header bracket, '{' inline table
+  bool string_ok = true;   // may a string start here?
+  bool in_key = true;      // a key is being read (before its '=')
+  bool line_start = true;  // nothing significant yet on this line (outside any array)
+  char last = '\n';        // last significant character
   auto advance = [&](size_t n) {
     for (size_t k = 0; k < n; ++k) {
       if (text[0] == '\n') {
@@ -77,29 +93,120 @@ void check_key_depth(std::string_view text, const std::string& origin) {
     }
   };
   auto starts = [&](std::string_view p) { return text.substr(0, p.size()) == p; };
+  // Escapes are ASCII; toml++ tests the character after a backslash for
+  // whitespace, which for some non-ASCII characters is the same undefined
+  // behaviour as above.
+  // In a multi-line string a backslash before whitespace trims all of it,
+  // newlines included, up to the next character, which toml++ tests the same way.
+  auto escape = [&](bool multi_line) {
+    size_t k = 1;
+    if (multi_line)
+      while (k < text.size() && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n')) ++k;
+    if (k < text.size() && static_cast<unsigned char>(text[k]) >= 0x80)
+      throw qsdk::Error(ErrorCategory::config, position(origin, line, col),
+                        "invalid escape sequence: a backslash followed by a non-ASCII character (after any whitespace, in a "
+                        "multi-line string)",
+                        "escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX; write a backslash as \\\\");
+  };
+  // The grammar position after significant character `ch` (outside strings and comments).
+  auto step = [&](char ch) {
+    const char top = open.empty() ? 0 : open.back();
+    switch (ch) {
+      case '\n':
+        if (open.empty() || top != '[') {  // a newline inside an array is whitespace
+          open.clear();
+          string_ok = in_key = line_start = true;
+        }
+        break;
+      case '=':
+        string_ok = in_key;
+        in_key = false;
+        break;
+      case '[':
+        if (!in_key && string_ok) {  // an array value
+          open.push_back('[');
+        } else if (line_start || (top == 'h' && last == '[')) {  // [table] or [[array of tables]]
+          open.push_back('h');
+        } else {
+          string_ok = false;
+          break;
+        }
+        string_ok = true;
+        break;
+      case ']':
+        if (top == '[' || top == 'h') open.pop_back();
+        string_ok = false;
+        break;
+      case '{':
+        if (!in_key && string_ok) {
+          open.push_back('{');
+          string_ok = in_key = true;
+        } else {
+          string_ok = false;
+        }
+        break;
+      case '}':
+        if (top == '{') open.pop_back();
+        string_ok = in_key = false;
+        break;
+      case ',':
+        string_ok = top == '[' || top == '{';
+        in_key = top == '{';
+        break;
+      case '.':
+        string_ok = in_key;
+        break;
+      default:
+        string_ok = false;  // a bare key, number, boolean, date or a closed string
+    }
+    if (ch != '\n') line_start = false;
+    last = ch;
+  };
   while (!text.empty()) {
     const char c = text[0];
     if (c == '#') {
       while (!text.empty() && text[0] != '\n') advance(1);
       continue;
     }
+    const bool quote = c == '"' || c == '\'';
+    if (quote && !string_ok) {
+      step(c);
+      advance(1);
+      continue;
+    }
+    if (quote) step(c);  // the string closes a key part or a value
     if (starts("\"\"\"") || starts("'''")) {  // multi-line string
       const std::string_view close = text.substr(0, 3);
       const bool basic = c == '"';
       advance(3);
-      while (!text.empty() && !starts(close)) advance(basic && text[0] == '\\' && text.size() > 1 ? 2 : 1);
+      while (!text.empty() && !starts(close)) {
+        if (basic && text[0] == '\\') escape(true);
+        advance(basic && text[0] == '\\' && text.size() > 1 ? 2 : 1);
+      }
       advance(std::min<size_t>(3, text.size()));
       for (int extra = 0; extra < 2 && !text.empty() && text[0] == c; ++extra) advance(1);
     } else if (c == '"' || c == '\'') {  // one-line string (may be a quoted key segment)
       if (!dots && !start_line) start_line = line, start_col = col;
       advance(1);
-      while (!text.empty() && text[0] != c && text[0] != '\n')
+      while (!text.empty() && text[0] != c && text[0] != '\n') {
+        if (c == '"' && text[0] == '\\') escape(false);
         advance(c == '"' && text[0] == '\\' && text.size() > 1 && text[1] != '\n' ? 2 : 1);
+      }
       if (!text.empty() && text[0] == c) advance(1);
     } else if (c == '=' || c == ',' || c == '{' || c == '}' || c == '[' || c == ']' || c == '\n') {
       dots = start_line = start_col = 0;
+      step(c);
       advance(1);
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      if (text.data() == begin && starts("\xEF\xBB\xBF")) {  // a UTF-8 byte order mark
+        text.remove_prefix(3);
+        continue;
+      }
+      throw qsdk::Error(ErrorCategory::config, position(origin, line, col),
+                        "non-ASCII character outside a string or comment",
+                        "TOML bare keys and values are ASCII: put such text in a quoted string (\"...\")");
     } else {
+      if (c != ' ' && c != '\t' && c != '\r') step(c);
       if (c != ' ' && c != '\t' && !start_line) start_line = line, start_col = col;
       if (c == '.' && ++dots >= kMaxKeySegments)
         throw qsdk::Error(ErrorCategory::config, position(origin, start_line, start_col),
@@ -480,6 +587,40 @@ std::string Config::base_dir(const std::string& dotted_key) const {
 std::string Config::resolve_path(const std::string& dotted_key, const std::string& path) const {
   if (path.empty() || fs::path(path).is_absolute()) return path;
   return (fs::path(base_dir(dotted_key)) / path).lexically_normal().string();
+}
+
+void Config::use_synthetic_data() {
+  auto it = root_.find("data");
+  if (it == root_.end() || it->second.type() != Value::Type::table)
+    throw qsdk::Error(ErrorCategory::config, origin_ + ": data", "--synthetic needs a [data] section to stand in for",
+                      "add [data] with at least batch_size, size and num_classes");
+  auto stand_in = synthetic_stand_in(it->second.as_table(), location("data").str());
+  // Keys that stay keep their place; the reader's keys go; new ones are the flag's.
+  for (auto l = locations_.begin(); l != locations_.end();) {
+    const std::string& key = l->first;
+    const bool in_data = key.rfind("data.", 0) == 0;
+    const std::string field = in_data ? key.substr(5, key.find_first_of(".[", 5) - 5) : "";
+    if (in_data && !stand_in.data.count(field))
+      l = locations_.erase(l);
+    else
+      ++l;
+  }
+  for (const auto& [key, v] : stand_in.data) locations_.emplace("data." + key, SourceLocation{"--synthetic"});
+  it->second = Value(std::move(stand_in.data));
+  // A [plugins] load list names the readers it wants: the stand-in's too.
+  auto plugins = root_.find("plugins");
+  if (plugins != root_.end() && plugins->second.type() == Value::Type::table) {
+    auto& table = plugins->second.as_table();
+    auto load = table.find("load");
+    if (load != table.end() && load->second.type() == Value::Type::list && !load->second.as_list().empty()) {
+      auto& names = const_cast<qsdk::List&>(load->second.as_list());  // Value has no mutable as_list
+      const bool named = std::any_of(names.begin(), names.end(), [](const Value& v) {
+        return v.type() == Value::Type::string && v.as_string() == "synthetic";
+      });
+      if (!named) names.push_back(Value("synthetic"));
+    }
+  }
+  synthetic_note_ = stand_in.description;
 }
 
 }  // namespace qhost

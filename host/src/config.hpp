@@ -56,6 +56,17 @@ class Config {
   static Config from_string(const std::string& toml_text, const std::string& origin,
                             const std::vector<std::string>& overrides = {});
 
+  /// `--synthetic`: replaces the [data] reader by dataset/synthetic of the
+  /// same sample shape and class count (synthetic_stand_in), adds the
+  /// synthetic plugin to a non-empty `[plugins] load`, and marks the config
+  /// so that absent checkpoints it names (train.init_from, a kd teacher) leave
+  /// their network at its initialisation with a warning instead of failing.
+  /// Call after load() and before validate(). Throws qsdk::Error(config).
+  void use_synthetic_data();
+  /// Whether use_synthetic_data() was called; what the stand-in is.
+  bool synthetic() const { return !synthetic_note_.empty(); }
+  const std::string& synthetic_note() const { return synthetic_note_; }
+
   /// The configuration (after validate(): every default explicit).
   const qsdk::Table& root() const { return root_; }
   /// The file it came from ("" for from_string).
@@ -96,6 +107,7 @@ class Config {
   std::string origin_;
   std::set<std::string> files_;  // every file read (itself and its bases), as named in locations_
   std::vector<std::string> plugin_notes_;  // "name version (path)" for the header
+  std::string synthetic_note_;             // set by use_synthetic_data()
 };
 
 /// Renders a table as TOML (used by to_toml; exposed for tests and checkpoints).

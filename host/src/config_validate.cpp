@@ -97,10 +97,12 @@ class Validator {
       return Value();
     };
     auto range = [&](double x) {
-      if ((f.min && x < *f.min) || (f.max && x > *f.max)) {
-        std::string r = f.min && f.max ? "outside [" + number(*f.min) + ", " + number(*f.max) + "]"
-                        : f.min        ? "below the minimum " + number(*f.min)
-                                       : "above the maximum " + number(*f.max);
+      if (!f.in_range(x)) {
+        std::string r = f.min && f.max   ? "outside " + f.range_text()
+                        : f.min_exclusive ? "not above " + number(*f.min)
+                        : f.min           ? "below the minimum " + number(*f.min)
+                        : f.max_exclusive ? "not below " + number(*f.max)
+                                          : "above the maximum " + number(*f.max);
         problem(key, v.to_string() + " is " + r, f.doc);
         return false;
       }

@@ -183,6 +183,23 @@ std::vector<std::string> PluginLoader::available() const {
   return {names.begin(), names.end()};
 }
 
+// A stale installed copy earlier on the search path silently hiding a fresh
+// build is a classic time sink: name every other copy (the same file reached
+// twice through links is not a copy).
+void PluginLoader::warn_if_shadowing(const std::string& name, const std::string& chosen) const {
+  std::vector<std::string> others;
+  for (const auto& dir : search_path()) {
+    fs::path p = fs::path(dir) / file_name(name);
+    std::error_code ec;
+    if (p.string() == chosen || !fs::is_regular_file(p, ec) || fs::equivalent(p, chosen, ec)) continue;
+    others.push_back(p.string());
+  }
+  if (!others.empty())
+    spdlog::warn("plugin '{}' is on the search path more than once: loading {}, not {} (the first folder wins; remove "
+                 "the copy you do not want, or reorder --plugin-path / $QTOOL_PLUGIN_PATH)",
+                 name, chosen, join(others));
+}
+
 std::string PluginLoader::resolve(const std::string& name) const {
   for (const auto& dir : search_path()) {
     fs::path p = fs::path(dir) / file_name(name);
@@ -210,6 +227,7 @@ const LoadedPlugin& PluginLoader::load(const std::string& name_or_path) {
         ErrorCategory::plugin, "",
         "plugin '" + name_or_path + "' (" + file_name(name_or_path) + ") not found in [" + join(dirs) + "]", hint);
   }
+  warn_if_shadowing(name_or_path, path);
   return load_file(path);
 }
 

@@ -49,7 +49,8 @@ class PluginLoader {
   /// The folders searched, in order (duplicates removed).
   std::vector<std::string> search_path() const;
 
-  /// Plugin names found on the search path (first folder wins), sorted.
+  /// Plugin names found on the search path (first folder wins; load() warns
+  /// about the copies it shadows), sorted.
   std::vector<std::string> available() const;
   /// The library that `name` resolves to, or "" when none is found.
   std::string resolve(const std::string& name) const;
@@ -72,6 +73,7 @@ class PluginLoader {
 
  private:
   const LoadedPlugin& load_file(const std::string& path);
+  void warn_if_shadowing(const std::string& name, const std::string& chosen) const;
 
   Registry& registry_;
   std::vector<std::string> cli_dirs_, env_dirs_, config_dirs_, builtin_dirs_;

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <iostream>
 #include <vector>
 
@@ -209,6 +210,22 @@ std::string tail_lines(const std::string& text, size_t lines) {
 // The probe child's exit status when an initialiser threw (out of dlopen).
 constexpr int kProbeThrew = 125;
 
+// The probe child's terminate handler: an exception that cannot leave dlopen
+// is printed and reported as thrown, like one that can.
+[[noreturn]] void probe_terminate() {
+  if (std::exception_ptr e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      std::fprintf(stderr, "%s\n", x.what());
+    } catch (...) {
+    }
+    std::fflush(stderr);
+    ::_exit(kProbeThrew);
+  }
+  std::abort();
+}
+
 void probe_static_initialisers(const std::string& path, const std::string& plugin, int timeout_s) {
   int err_pipe[2], status_pipe[2];
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return;  // no probe possible: the in-process load decides
@@ -233,6 +250,9 @@ void probe_static_initialisers(const std::string& path, const std::string& plugi
     // frame: it must end here, or the child would carry on as a second qhost.
     // No destructors, no atexit handlers: nothing of the plugin runs past its
     // initialisers.
+    // Whether the exception unwinds out of dlopen or std::terminate ends it
+    // there depends on the unwinder; either way it is reported the same.
+    std::set_terminate(probe_terminate);
     try {
       void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
       const char verdict = handle ? 'Y' : 'N';

@@ -256,12 +256,13 @@ Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink&
         }
         const double x = v.as_double();
         const auto* f = opt_schema.find(dotted.substr(dotted.find('.') + 1));
-        if (f && ((f->min && x < *f->min) || (f->max && x > *f->max))) {
+        if (f && !f->in_range(x)) {
           report(k,
                  v.to_string() + " is out of range" +
-                     (f->min && f->max ? " [" + short_num(*f->min) + ", " + short_num(*f->max) + "]"
-                      : f->min         ? " (minimum " + short_num(*f->min) + ")"
-                                       : " (maximum " + short_num(*f->max) + ")"),
+                     (f->min && f->max ? " " + f->range_text()
+                      : f->min && !f->min_exclusive ? " (minimum " + short_num(*f->min) + ")"
+                      : f->max && !f->max_exclusive ? " (maximum " + short_num(*f->max) + ")"
+                                                    : " (" + f->range_text() + ")"),
                  f->doc);
           continue;
         }

@@ -73,6 +73,15 @@ std::string resolve_path(const std::string& p, const Config& config) {
   return fs::exists(alt) ? alt.string() : p;
 }
 
+// Under --synthetic an experiment runs without its files: an absent checkpoint
+// leaves its network at its initialisation, said as a warning.
+bool skipped_for_synthetic(const Config& config, const std::string& path, const char* what) {
+  std::error_code ec;
+  if (!config.synthetic() || path.empty() || fs::exists(path, ec)) return false;
+  spdlog::warn("--synthetic: {} {} does not exist; that network keeps its initialisation", what, path);
+  return true;
+}
+
 /// Everything an experiment builds; the layer factory stays alive with the model.
 struct Built {
   std::unique_ptr<LayerFactory> factory;
@@ -109,6 +118,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
   b.num_classes = shape_src->num_classes();
   const auto sample_shape = shape_src->sample_shape();
   spdlog::info("data: {}", shape_src->describe().empty() ? "dataset" : shape_src->describe());
+  if (config.synthetic()) spdlog::warn("--synthetic: {}", config.synthetic_note());
 
   DataLoaderOptions lo;
   lo.batch_size = data_opts.batch_size;
@@ -144,7 +154,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
     tctx.num_classes = b.num_classes;
     // (experiments) FP model + checkpoint for trick/kd's teacher: built through its own
     // quantizer-free layer factory, which the returned pointer keeps alive (aliasing).
-    tctx.load_model = [&registry, sample_shape, num_classes = b.num_classes, batch = data_opts.batch_size,
+    tctx.load_model = [&registry, &config, sample_shape, num_classes = b.num_classes, batch = data_opts.batch_size,
                        input_size](const qsdk::Table& model, const std::string& checkpoint_path) {
       auto factory = std::make_shared<LayerFactory>(qsdk::Table{}, QuantizerMaker{}, batch, input_size);
       qsdk::ModelContext c;
@@ -152,7 +162,8 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
       c.input_shape = sample_shape;
       c.layers = factory.get();
       auto net = registry.make_model(model, c);
-      load_module_state(*net, read_checkpoint(checkpoint_path).model, checkpoint_path);
+      if (!skipped_for_synthetic(config, checkpoint_path, "teacher checkpoint"))
+        load_module_state(*net, read_checkpoint(checkpoint_path).model, checkpoint_path);
       auto holder = std::make_shared<std::pair<std::shared_ptr<LayerFactory>, std::shared_ptr<qsdk::ModelImpl>>>(
           std::move(factory), net);
       return std::shared_ptr<qsdk::ModelImpl>(holder, net.get());
@@ -279,7 +290,8 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
         [](const torch::nn::BatchNorm2dOptions& o) { return torch::nn::AnyModule(SyncBatchNorm2d(o)); });
 
   Built b = build(config, registry, true, options.smoke, dist);
-  if (!train.init_from.empty() && !options.resume) {
+  if (!train.init_from.empty() && !options.resume &&
+      !skipped_for_synthetic(config, resolve_path(train.init_from, config), "train.init_from")) {
     const auto path = resolve_path(train.init_from, config);
     auto data = read_checkpoint(path);
     auto report = init_module_from(*b.parts.model, data.model);
@@ -328,11 +340,21 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
 
 int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options) {
   const auto meta = read_checkpoint_meta(options.checkpoint);
-  if (meta.resolved_toml.empty())
+  if (meta.resolved_toml.empty() && options.config_file.empty())
     throw qsdk::Error(qsdk::ErrorCategory::checkpoint, options.checkpoint + ":/meta/resolved_toml",
-                      "the checkpoint holds no configuration to rebuild the model from");
-  auto config = Config::from_string(meta.resolved_toml, options.checkpoint + ":/meta/resolved_toml", options.overrides);
+                      "the checkpoint holds no configuration to rebuild the model from (e.g. weights converted by "
+                      "tools/torch2h5.py)",
+                      "name the experiment that describes its model, quantizers and data: qhost eval " +
+                          options.checkpoint + " --config EXPERIMENT.toml");
+  // --config: the experiment describes everything but the weights; else the
+  // checkpoint's own resolved configuration.
+  auto config = options.config_file.empty()
+                    ? Config::from_string(meta.resolved_toml, options.checkpoint + ":/meta/resolved_toml",
+                                          options.overrides)
+                    : Config::load(options.config_file, options.overrides);
+  if (options.synthetic) config.use_synthetic_data();
   config.validate(registry, loader);
+  if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);
   const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   set_threads(exp.threads);
   set_flush_denormal(exp.flush_denormal);

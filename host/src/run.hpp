@@ -28,6 +28,10 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
 struct EvalOptions {
   std::string checkpoint;               ///< HDF5 checkpoint path
   std::vector<std::string> overrides;   ///< --set overrides applied to its stored config
+  std::string config_file;              ///< --config: the experiment that describes model, quantizers and
+                                        ///< data (e.g. for weights converted by tools/torch2h5.py); empty =
+                                        ///< the configuration stored in the checkpoint
+  bool synthetic = false;               ///< --synthetic: random data of the same shape (Config::use_synthetic_data)
 };
 
 /// Evaluates a checkpoint on its (or an overridden) validation set; returns the exit code.

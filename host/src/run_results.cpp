@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace qhost {
@@ -129,6 +130,84 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// Every leaf of `t` as dotted key -> value text; tables inside arrays as key[i].
+void flatten(const Table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (const auto& [k, v] : t) {
+    const std::string key = prefix.empty() ? k : prefix + "." + k;
+    if (v.type() == Value::Type::table) {
+      flatten(v.as_table(), key, out);
+    } else if (v.type() == Value::Type::list && !v.as_list().empty() &&
+               v.as_list().front().type() == Value::Type::table) {
+      for (size_t i = 0; i < v.as_list().size(); ++i)
+        if (v.as_list()[i].type() == Value::Type::table)
+          flatten(v.as_list()[i].as_table(), key + "[" + std::to_string(i) + "]", out);
+    } else {
+      out[key] = v.type() == Value::Type::string ? v.as_string() : v.to_string();
+    }
+  }
+}
+
+// What ran, from metrics.jsonl's train_epoch lines: "ep<E>" for a whole run,
+// "ep<ran>/<E>" when fewer epochs ran, and "(<steps> of <batches> steps)" when
+// epochs were cut short (max_steps_per_epoch, --smoke).
+std::string ran_label(const std::string& metrics_path, int64_t epochs, int64_t max_steps) {
+  std::ifstream in(metrics_path);
+  std::string line;
+  int64_t ran = 0, steps = -1, batches = -1;
+  while (std::getline(in, line)) {
+    if (line.find("\"kind\": \"train_epoch\"") == std::string::npos) continue;
+    ++ran;
+    if (auto v = json_number(line, "steps")) steps = static_cast<int64_t>(*v);
+    if (auto v = json_number(line, "epoch_batches")) batches = static_cast<int64_t>(*v);
+  }
+  std::string label = "ep" + (ran == epochs ? std::to_string(epochs) : std::to_string(ran) + "/" + std::to_string(epochs));
+  if (steps >= 0 && batches > 0 && steps < batches)
+    label += " (" + std::to_string(steps) + " of " + std::to_string(batches) + " steps)";
+  else if (steps < 0 && max_steps > 0)  // written before metrics recorded steps
+    label += " (at most " + std::to_string(max_steps) + " steps)";
+  return label;
+}
+
+// Keys whose values differ between rows (a key missing in a row counts as a value).
+std::vector<std::string> differing_keys(const std::vector<RunSummary>& rows) {
+  std::set<std::string> keys;
+  for (const auto& r : rows)
+    for (const auto& [k, v] : r.settings) keys.insert(k);
+  std::vector<std::string> out;
+  if (rows.size() < 2) return out;
+  auto differs = [&](const std::string& k) {
+    auto value = [&](const RunSummary& r) {
+      auto it = r.settings.find(k);
+      return it == r.settings.end() ? std::string("(unset)") : it->second;
+    };
+    for (const auto& r : rows)
+      if (value(r) != value(rows.front())) return true;
+    return false;
+  };
+  // Where a component's type differs, its other options are that component's
+  // own (its defaults differ too): the type says it.
+  std::vector<std::string> swapped;
+  for (const auto& k : keys)
+    if (k.size() > 5 && k.compare(k.size() - 5, 5, ".type") == 0 && differs(k)) swapped.push_back(k.substr(0, k.size() - 4));
+  for (const auto& k : keys) {
+    if (k == "experiment.name" || k == "experiment.out_dir" || !differs(k)) continue;
+    const bool inside_swapped = std::any_of(swapped.begin(), swapped.end(), [&](const std::string& prefix) {
+      return k.rfind(prefix, 0) == 0 && k != prefix + "type";
+    });
+    if (!inside_swapped) out.push_back(k);
+  }
+  return out;
+}
+
+std::string differs_text(const RunSummary& r, const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) {
+    auto it = r.settings.find(k);
+    out += (out.empty() ? "" : ", ") + k + "=" + (it == r.settings.end() ? "(unset)" : it->second);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<double> best_top1_from_metrics(const std::string& metrics_path) {
@@ -180,7 +259,10 @@ RunSummary summarize_run(const std::string& dir) {
   auto sched = root.find("schedule");
   if (sched != root.end() && sched->second.type() == Value::Type::list && !sched->second.as_list().empty())
     flags.push_back("schedule");
-  if (auto ep = int_of(sub(root, "train"), "epochs")) flags.push_back("ep" + std::to_string(*ep));
+  if (auto ep = int_of(sub(root, "train"), "epochs"))
+    flags.push_back(ran_label((fs::path(dir) / "metrics.jsonl").string(), *ep,
+                              int_of(sub(root, "train"), "max_steps_per_epoch").value_or(0)));
+  flatten(root, "", r.settings);
   for (size_t i = 0; i < flags.size(); ++i) r.flags += (i ? "," : "") + flags[i];
   return r;
 }
@@ -200,22 +282,27 @@ std::vector<std::string> find_run_dirs(const std::string& path) {
 }
 
 std::string report_markdown(const std::vector<RunSummary>& rows) {
+  const auto differing = differing_keys(rows);
   std::ostringstream o;
-  o << "Dataset | Method | Model | A/W | Top-1 | Flags | Config\n";
-  o << "--- |:---:|:---:|:---:|:---:|:---:|:---:\n";
-  for (const auto& r : rows)
+  o << "Dataset | Method | Model | A/W | Top-1 | Flags | " << (differing.empty() ? "" : "Differs | ") << "Config\n";
+  o << "--- |:---:|:---:|:---:|:---:|:---:|:---:" << (differing.empty() ? "" : "|:---") << "\n";
+  for (const auto& r : rows) {
     o << r.dataset << " | " << r.method << " | " << r.model << " | " << r.aw << " | " << top1_text(r.best_top1) << " | "
-      << r.flags << " | [File](" << r.config << ")\n";
+      << r.flags << " | ";
+    if (!differing.empty()) o << differs_text(r, differing) << " | ";
+    o << "[File](" << r.config << ")\n";
+  }
   return o.str();
 }
 
 std::string report_csv(const std::vector<RunSummary>& rows) {
+  const auto differing = differing_keys(rows);
   std::ostringstream o;
-  o << "dataset,method,model,a_w,top1,flags,config\n";
+  o << "dataset,method,model,a_w,top1,flags,differs,config\n";
   for (const auto& r : rows)
     o << csv_field(r.dataset) << "," << csv_field(r.method) << "," << csv_field(r.model) << "," << csv_field(r.aw)
-      << "," << (r.best_top1 ? top1_text(r.best_top1) : "") << "," << csv_field(r.flags) << "," << csv_field(r.config)
-      << "\n";
+      << "," << (r.best_top1 ? top1_text(r.best_top1) : "") << "," << csv_field(r.flags) << ","
+      << csv_field(differs_text(r, differing)) << "," << csv_field(r.config) << "\n";
   return o.str();
 }
 

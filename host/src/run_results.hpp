@@ -2,6 +2,7 @@
 // + metrics.jsonl), and the results table of `qhost report` / `qhost sweep`.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +18,9 @@ struct RunSummary {
   std::string model;                ///< e.g. "ResNet-20", "Torch-R18"
   std::string aw;                   ///< activation/weight bits, "32/32" unquantized, "t" = 3 levels
   std::optional<double> best_top1;  ///< best evaluation top-1 (percent), if any evaluation ran
-  std::string flags;                ///< notable options: order, real_skip, tricks, epochs
+  std::string flags;                ///< notable options: order, real_skip, tricks, what ran (e.g. "ep90",
+                                    ///< "ep1/90 (2 of 5005 steps)" for a smoke run)
+  std::map<std::string, std::string> settings;  ///< every option of resolved.toml: dotted key -> value text
 };
 
 /// Best evaluation top-1 recorded in a metrics.jsonl (nullopt: no eval line / no file).
@@ -32,9 +35,13 @@ RunSummary summarize_run(const std::string& dir);
 /// neither.
 std::vector<std::string> find_run_dirs(const std::string& path);
 
-/// Markdown table: Dataset | Method | Model | A/W | Top-1 | Flags | Config.
+/// Markdown table: Dataset | Method | Model | A/W | Top-1 | Flags | Config,
+/// and a "Differs" column before Config when the rows' settings differ in
+/// keys the other columns may not show (e.g. a swept label-smoothing epsilon):
+/// each row's value of every such key (experiment.name and out_dir aside).
 std::string report_markdown(const std::vector<RunSummary>& rows);
-/// The same columns as CSV (RFC 4180 quoting), with a header line.
+/// The same columns as CSV (RFC 4180 quoting), with a header line; `differs`
+/// is always present there (empty when nothing differs).
 std::string report_csv(const std::vector<RunSummary>& rows);
 
 }  // namespace qhost

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 namespace qhost {
@@ -31,7 +32,18 @@ using qsdk::Value;
 
 const char* kDoneMarker = "sweep_done";
 
-std::string value_text(const Value& v) { return v.type() == Value::Type::string ? v.as_string() : v.to_string(); }
+// A value as it appears in a folder name: strings bare, tables as their type
+// and then their other options.
+std::string value_text(const Value& v) {
+  if (v.type() == Value::Type::string) return v.as_string();
+  if (v.type() != Value::Type::table) return v.to_string();
+  std::string out;
+  auto type = v.as_table().find("type");
+  if (type != v.as_table().end()) out = value_text(type->second);
+  for (const auto& [k, e] : v.as_table())
+    if (k != "type") out += (out.empty() ? "" : ",") + k + "=" + value_text(e);
+  return out;
+}
 
 std::string safe(const std::string& s) {
   std::string out;
@@ -110,9 +122,9 @@ SweepSpec SweepSpec::load(const std::string& path) {
                        (hint.empty() ? "" : " (hint: " + hint + ")"));
   };
   for (const auto& [k, v] : root)
-    if (k != "base" && k != "out_dir" && k != "grid") {
-      std::string hint = did_you_mean(k, {"base", "out_dir", "grid"});
-      problem(k, "unknown key", hint.empty() ? "a sweep file has base, out_dir and [grid]" : hint);
+    if (k != "base" && k != "out_dir" && k != "grid" && k != "zip" && k != "variant") {
+      std::string hint = did_you_mean(k, {"base", "out_dir", "grid", "zip", "variant"});
+      problem(k, "unknown key", hint.empty() ? "a sweep file has base, out_dir, [grid], [zip] and [[variant]]" : hint);
     }
   auto base = root.find("base");
   if (base == root.end() || base->second.type() != Value::Type::string) {
@@ -131,27 +143,79 @@ SweepSpec SweepSpec::load(const std::string& path) {
   s.out_dir = out != root.end() && out->second.type() == Value::Type::string
                   ? out->second.as_string()
                   : (fs::path("runs") / fs::path(path).stem()).string();
-  auto grid = root.find("grid");
-  if (grid == root.end() || grid->second.type() != Value::Type::table || grid->second.as_table().empty()) {
-    problem("grid", grid == root.end() ? "missing" : "expected a non-empty table",
-            "[grid] with \"dotted.key\" = [value, ...], e.g. \"quant.weight.type\" = [\"lsq\", \"dorefa\"]");
-  } else {
-    for (const auto& [k, v] : grid->second.as_table()) {
-      const std::string key = "grid." + k;
+  // [grid] and [zip]: "dotted.key" = [values]; a value is a scalar or a whole table.
+  auto key_arrays = [&](const std::string& section,
+                        std::vector<std::pair<std::string, std::vector<Value>>>& into) {
+    auto it = root.find(section);
+    if (it == root.end()) return;
+    if (it->second.type() != Value::Type::table || it->second.as_table().empty()) {
+      problem(section, "expected a non-empty table", "[" + section + "] with \"dotted.key\" = [value, ...]");
+      return;
+    }
+    for (const auto& [k, v] : it->second.as_table()) {
+      const std::string key = section + "." + k;
       if (v.type() != Value::Type::list || v.as_list().empty()) {
         problem(key, "expected a non-empty array of values, got " + v.to_string(), "e.g. \"" + k + "\" = [1, 2]");
         continue;
       }
       bool ok = true;
       for (const auto& e : v.as_list())
-        if (e.type() == Value::Type::table || e.type() == Value::Type::list) ok = false;
+        if (e.type() == Value::Type::list) ok = false;
       if (!ok) {
-        problem(key, "grid values must be scalars (string, number, bool)", "");
+        problem(key, "a value may be a scalar or a table, not an array", "");
         continue;
       }
-      s.grid.emplace_back(k, v.as_list());
+      into.emplace_back(k, v.as_list());
+    }
+  };
+  key_arrays("grid", s.grid);
+  key_arrays("zip", s.zip);
+  for (size_t i = 1; i < s.zip.size(); ++i)
+    if (s.zip[i].second.size() != s.zip[0].second.size())
+      problem("zip." + s.zip[i].first,
+              std::to_string(s.zip[i].second.size()) + " values, but zip." + s.zip[0].first + " has " +
+                  std::to_string(s.zip[0].second.size()),
+              "zipped keys go together: give every [zip] key the same number of values");
+  // [[variant]]: name + set = { "dotted.key" = value }.
+  auto variants = root.find("variant");
+  if (variants != root.end()) {
+    if (variants->second.type() != Value::Type::list) {
+      problem("variant", "expected [[variant]] entries", "[[variant]] with name = \"...\" and set = { ... }");
+    } else {
+      std::set<std::string> names;
+      const auto& list = variants->second.as_list();
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string key = "variant[" + std::to_string(i) + "]";
+        if (list[i].type() != Value::Type::table) {
+          problem(key, "expected a table", "");
+          continue;
+        }
+        const Table& t = list[i].as_table();
+        for (const auto& [k, v] : t)
+          if (k != "name" && k != "set") problem(key + "." + k, "unknown key", "a [[variant]] has name and set");
+        auto n = t.find("name");
+        auto set = t.find("set");
+        if (n == t.end() || n->second.type() != Value::Type::string || n->second.as_string().empty()) {
+          problem(key, "needs a name (a non-empty string)", "name = \"lsq\"");
+          continue;
+        }
+        if (!names.insert(n->second.as_string()).second)
+          problem(key + ".name", "'" + n->second.as_string() + "' names two variants", "give each variant its own name");
+        if (set == t.end() || set->second.type() != Value::Type::table) {
+          problem(key, "needs set = { \"dotted.key\" = value, ... }", "");
+          continue;
+        }
+        SweepVariant variant{n->second.as_string(), {}};
+        for (const auto& [k, v] : set->second.as_table()) variant.set.emplace_back(k, v);
+        s.variants.push_back(std::move(variant));
+      }
     }
   }
+  if (s.grid.empty() && s.zip.empty() && s.variants.empty() && root.find("grid") == root.end() &&
+      root.find("zip") == root.end() && root.find("variant") == root.end())
+    problem("grid", "missing: nothing to sweep",
+            "[grid] with \"dotted.key\" = [value, ...], e.g. \"quant.weight.type\" = [\"lsq\", \"dorefa\"]; or "
+            "[zip], or [[variant]] entries");
   if (!problems.empty())
     throw qsdk::Error(qsdk::ErrorCategory::config, path,
                       std::to_string(problems.size()) + (problems.size() == 1 ? " problem" : " problems") + ":\n  " +
@@ -168,13 +232,31 @@ SweepSpec SweepSpec::load(const std::string& path) {
 }
 
 std::vector<SweepPoint> SweepSpec::points() const {
-  std::vector<SweepPoint> out{SweepPoint{}};
+  std::vector<SweepPoint> out;
+  if (variants.empty())
+    out.push_back(SweepPoint{});
+  else
+    for (const auto& v : variants) out.push_back(SweepPoint{v.name, v.set, {}});
+  if (!zip.empty()) {
+    std::vector<SweepPoint> next;
+    for (const auto& p : out)
+      for (size_t i = 0; i < zip.front().second.size(); ++i) {
+        SweepPoint q = p;
+        for (const auto& [key, values] : zip) {
+          q.set.emplace_back(key, values[i]);
+          q.label.emplace_back(key, values[i]);
+        }
+        next.push_back(std::move(q));
+      }
+    out = std::move(next);
+  }
   for (const auto& [key, values] : grid) {
     std::vector<SweepPoint> next;
     for (const auto& p : out)
       for (const auto& v : values) {
         SweepPoint q = p;
-        q.emplace_back(key, v);
+        q.set.emplace_back(key, v);
+        q.label.emplace_back(key, v);
         next.push_back(std::move(q));
       }
     out = std::move(next);
@@ -184,7 +266,8 @@ std::vector<SweepPoint> SweepSpec::points() const {
 
 std::string SweepSpec::folder_name(const SweepPoint& point) const {
   std::string n = safe(name);
-  for (const auto& [k, v] : point) n += "__" + safe(k + "=" + value_text(v));
+  if (!point.variant.empty()) n += "__" + safe(point.variant);
+  for (const auto& [k, v] : point.label) n += "__" + safe(k + "=" + value_text(v));
   return n;
 }
 
@@ -223,7 +306,7 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     args.push_back("run");
     args.push_back(spec.base);
     std::string overrides;
-    for (const auto& [k, v] : point) {
+    for (const auto& [k, v] : point.set) {
       args.push_back("--set");
       args.push_back(k + "=" + v.to_string());
       overrides += k + "=" + v.to_string() + "\n";

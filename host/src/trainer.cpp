@@ -418,6 +418,8 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     rec.str("kind", "train_epoch")
         .integer("epoch", epoch)
         .integer("step", global_step_)
+        .integer("steps", steps_done)
+        .integer("epoch_batches", parts_.train_loader->batches_per_epoch())
         .num("lr", opt.current_lr())
         .num("loss", loss_m.mean())
         .num("top1", top1_m.mean())

@@ -1,6 +1,7 @@
 #include <qsdk/schema.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace qsdk {
@@ -24,10 +25,28 @@ const FieldSpec* SchemaInfo::find(const std::string& name) const {
   return nullptr;
 }
 
-namespace {
-bool in_range(const FieldSpec& f, double v) {
-  return (!f.min || v >= *f.min) && (!f.max || v <= *f.max);
+bool FieldSpec::in_range(double x) const {
+  if (std::isnan(x)) return false;
+  if (min && (min_exclusive ? !(x > *min) : !(x >= *min))) return false;
+  if (max && (max_exclusive ? !(x < *max) : !(x <= *max))) return false;
+  return true;
 }
+
+std::string FieldSpec::range_text() const {
+  // Whole bounds as integers (8, not 8.0): they read as written.
+  auto num = [](double v) {
+    if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+    return Value(v).to_string();
+  };
+  if (min && max)
+    return std::string(min_exclusive ? "(" : "[") + num(*min) + ", " + num(*max) + (max_exclusive ? ")" : "]");
+  if (min) return std::string(min_exclusive ? "> " : ">= ") + num(*min);
+  if (max) return std::string(max_exclusive ? "< " : "<= ") + num(*max);
+  return "";
+}
+
+namespace {
+bool in_range(const FieldSpec& f, double v) { return f.in_range(v); }
 }  // namespace
 
 void SchemaInfo::check(const std::string& component_key) const {
@@ -41,7 +60,8 @@ void SchemaInfo::check(const std::string& component_key) const {
     if (f.name.empty()) throw Error(ErrorCategory::plugin, component_key, "bad schema: an option has an empty name");
     if (!seen.insert(f.name).second) fail(f, "is declared twice");
     if (f.name == "type") fail(f, "uses the reserved name 'type'");
-    if (f.min && f.max && *f.min > *f.max) fail(f, "has an empty range");
+    if (f.min && f.max && (*f.min > *f.max || (*f.min == *f.max && (f.min_exclusive || f.max_exclusive))))
+      fail(f, "has an empty range " + f.range_text());
     if (f.path && f.type != FieldType::string && !(f.type == FieldType::list && f.element == FieldType::string))
       fail(f, "is marked as a path but is not a string or a list of strings");
     const Value& d = f.default_value;

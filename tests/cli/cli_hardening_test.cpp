@@ -178,3 +178,18 @@ TEST(CliHardening, RunAndEvalFromAnotherFolder) {
 }
 
 }  // namespace
+
+// A stale copy of a plugin earlier on the search path used to win silently.
+TEST(CliHardening, DuplicatePluginOnTheSearchPathIsNamedInAWarning) {
+  auto dir = scratch();
+  fs::copy_file(kGood + "/libqplug_testkit.so", dir / "libqplug_testkit.so");
+  auto r = qhost("list --plugin-path " + dir.string() + ":" + kGood);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "plugin 'testkit' is on the search path more than once: loading " + (dir / "libqplug_testkit.so").string() +
+                             ", not " + kGood + "/libqplug_testkit.so"))
+      << r.err;
+  // The same folder named twice is one copy: no warning.
+  r = qhost("list --plugin-path " + kGood + ":" + kGood);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_FALSE(has(r.err, "more than once")) << r.err;
+}

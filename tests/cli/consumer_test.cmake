@@ -56,5 +56,5 @@ expect_in("${step_output}" "bits  int    2        [1, 8]")
 
 step("install consumer" ${CMAKE_COMMAND} --install ${build} --prefix ${prefix})
 step("qhost list" ${prefix}/bin/qhost list)
-expect_in("${step_output}" "quantizer/my_uniform  uniform quantizer on [-clip, clip]  [my_method 0.1.0]")
+expect_in("${step_output}" "quantizer/my_uniform  uniform quantizer on [-clip, clip] / [0, clip]  [my_method 0.1.0]")
 message(STATUS "consumer test passed: ${prefix}")

@@ -294,9 +294,14 @@ TEST(Decode, CorruptFilesAreDataErrorsNamingTheFile) {
   auto png = qdata_test::encode_png(qdata_test::smooth_rgb(64, 64, 8), 64, 64);
   png.resize(png.size() / 2);
   EXPECT_NE(data_error_place([&] { qt::decode_image(png, "/x/half.png"); }).find("/x/half.png"), std::string::npos);
-  // A JPEG cut short is tolerated (the reference loads truncated JPEGs).
+  // A JPEG cut short is a data error by default; DecodeLimits::allow_truncated
+  // loads it as the reference (PIL LOAD_TRUNCATED_IMAGES) does.
   jpeg.resize(jpeg.size() * 2 / 3);
-  const qt::Image cut = qt::decode_image(jpeg, "/x/cut.jpg");
+  EXPECT_NE(data_error_place([&] { qt::decode_image(jpeg, "/x/cut.jpg"); }).find("/x/cut.jpg | truncated JPEG"),
+            std::string::npos);
+  qt::DecodeLimits lenient;
+  lenient.allow_truncated = true;
+  const qt::Image cut = qt::decode_image(jpeg, "/x/cut.jpg", lenient);
   EXPECT_EQ(cut.width, 64);
 }
 

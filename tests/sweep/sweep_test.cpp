@@ -379,11 +379,16 @@ TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
   auto rep = run_qhost("report " + out + " --csv " + csv);
   ASSERT_EQ(rep.code, 0) << rep.output;
   EXPECT_EQ(count(rep.output, "\n"), 2u + 4u) << rep.output;
-  EXPECT_NE(rep.output.find("Dataset | Method | Model | A/W | Top-1 | Flags | Config"), std::string::npos);
+  EXPECT_NE(rep.output.find("Dataset | Method | Model | A/W | Top-1 | Flags | Differs | Config"), std::string::npos)
+      << rep.output;
   EXPECT_EQ(count(rep.output, "synthetic | A:LSQ W:Dorefa-Net | ResNet-20 | 2/2 | "), 2u) << rep.output;
   EXPECT_EQ(count(rep.output, "synthetic | LSQ | ResNet-20 | 2/2 | "), 2u) << rep.output;
-  EXPECT_EQ(count(rep.output, " | bacs,real_skip,wt_var-mean,ep1 | "), 2u) << rep.output;
-  EXPECT_EQ(count(rep.output, " | cbsa,real_skip,wt_var-mean,ep1 | "), 2u) << rep.output;
+  // What ran: one epoch of 2 of its 4 batches (max_steps_per_epoch = 2).
+  EXPECT_EQ(count(rep.output, " | bacs,real_skip,wt_var-mean,ep1 (2 of 4 steps) | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | cbsa,real_skip,wt_var-mean,ep1 (2 of 4 steps) | "), 2u) << rep.output;
+  // The swept keys tell the points apart; dorefa's own defaults are not listed.
+  EXPECT_EQ(count(rep.output, " | model.order=bacs, quant.weight.type=dorefa | "), 1u) << rep.output;
+  EXPECT_EQ(count(rep.output, " | model.order=cbsa, quant.weight.type=lsq | "), 1u) << rep.output;
   EXPECT_NE(rep.output.find(points[3] + "/resolved.toml"), std::string::npos) << rep.output;
   const std::regex top1_row("\\| 2/2 \\| [0-9]+\\.[0-9]{2} \\|");
   EXPECT_EQ(std::distance(std::sregex_iterator(rep.output.begin(), rep.output.end(), top1_row), std::sregex_iterator()),
@@ -391,7 +396,7 @@ TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
       << rep.output;
   const auto rows = lines_of(csv);
   ASSERT_EQ(rows.size(), 5u);
-  EXPECT_EQ(rows[0], "dataset,method,model,a_w,top1,flags,config");
+  EXPECT_EQ(rows[0], "dataset,method,model,a_w,top1,flags,differs,config");
   EXPECT_EQ(rows[1].rfind("synthetic,A:LSQ W:Dorefa-Net,ResNet-20,2/2,", 0), 0u) << rows[1];
   // A single run folder works too.
   auto one = run_qhost("report " + out + "/" + points[3]);
@@ -432,4 +437,52 @@ TEST(Sweep, BadSweepFilesAreConfigErrorsWithLines) {
   auto missing = run_qhost("report " + dir);
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.output.find("holds no run folder"), std::string::npos) << missing.output;
+}
+
+// The everyday ablation: named variants swap the quantizers with their own
+// options (table values), zipped keys go together, and the report tells every
+// point apart.
+TEST(Sweep, VariantsZipAndTableValues) {
+  const auto out = fresh_dir("variants");
+  auto r = run_qhost("sweep " + src("variants.toml") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::vector<std::string> points{"tinyq__lsq__optimizer.lr=0.05__optimizer.weight_decay=0.0005",
+                                        "tinyq__lsq__optimizer.lr=0.02__optimizer.weight_decay=0.0001",
+                                        "tinyq__dorefa__optimizer.lr=0.05__optimizer.weight_decay=0.0005",
+                                        "tinyq__dorefa__optimizer.lr=0.02__optimizer.weight_decay=0.0001"};
+  for (const auto& p : points) EXPECT_TRUE(fs::exists(out + "/" + p + "/sweep_done")) << p << "\n" << r.output;
+  EXPECT_NE(r.output.find("4 points: 4 done, 0 skipped, 0 failed"), std::string::npos) << r.output;
+  // A table value replaces the whole table: dorefa's weight quantizer does not
+  // inherit the base's LSQ-only `adaptive = "var-mean"`.
+  std::ifstream in(out + "/" + points[2] + "/resolved.toml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("type = \"dorefa\""), std::string::npos) << ss.str();
+  EXPECT_NE(ss.str().find("lr = 0.05\n"), std::string::npos) << ss.str();
+  auto rep = run_qhost("report " + out);
+  ASSERT_EQ(rep.code, 0) << rep.output;
+  EXPECT_EQ(count(rep.output, "synthetic | Dorefa-Net | ResNet-20 | 2/2 | "), 2u) << rep.output;
+  EXPECT_EQ(count(rep.output, "optimizer.lr=0.02, optimizer.weight_decay=0.0001"), 2u) << rep.output;
+
+  // A grid of whole quantizer tables: folder names say type and options.
+  const auto grid_out = fresh_dir("table_grid");
+  r = run_qhost("sweep " + src("table_grid.toml") + " --out " + grid_out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(grid_out + "/tinyq__quant.activation=lsq_bits=3/sweep_done")) << r.output;
+  EXPECT_TRUE(fs::exists(grid_out + "/tinyq__quant.activation=dorefa_bits=2/sweep_done")) << r.output;
+}
+
+TEST(Sweep, BadVariantsAndZipsAreConfigErrorsWithLines) {
+  const auto dir = fresh_dir("bad_variants");
+  fs::create_directories(dir);
+  std::ofstream(dir + "/s.toml") << "base = \"" << src("tiny_quant.toml") << "\"\n"
+                                 << "[zip]\n\"a.b\" = [1, 2]\n\"c.d\" = [1]\n"
+                                 << "[[variant]]\nset = { \"a.b\" = 1 }\n"
+                                 << "[[variant]]\nname = \"x\"\nset = 3\n";
+  auto r = run_qhost("sweep " + dir + "/s.toml --out " + dir + "/out");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("zip.c.d: 1 values, but zip.a.b has 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("variant[0]: needs a name"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("variant[1]: needs set = {"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/out")) << r.output;
 }

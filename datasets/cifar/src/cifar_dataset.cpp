@@ -62,25 +62,38 @@ CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& con
     const std::string path = (fs::path(dir) / name).string();
     if (!fs::is_regular_file(path, ec))
       throw qsdk::Error(qsdk::ErrorCategory::data, path, "CIFAR file not found", hint);
+    // The size decides first (from the directory entry, before reading): a
+    // half-copied file ends inside a record.
+    const auto on_disk = fs::file_size(path, ec);
+    auto check_size = [&](uint64_t size) {
+      if (size == 0 || size % static_cast<uint64_t>(record) != 0)
+        throw qsdk::Error(qsdk::ErrorCategory::data, path,
+                          "file is truncated or not a " + options_.variant + " binary file (" + std::to_string(size) +
+                              " bytes is not a positive multiple of the " + std::to_string(record) +
+                              "-byte record)",
+                          "download the file again; is `variant` right?");
+    };
+    if (!ec) check_size(on_disk);
     const std::vector<uint8_t> bytes = qplug_transforms::read_file(path);
-    if (bytes.empty() || static_cast<int64_t>(bytes.size()) % record != 0)
-      throw qsdk::Error(qsdk::ErrorCategory::data, path,
-                        "file is truncated or not a " + options_.variant + " binary file (" +
-                            std::to_string(bytes.size()) + " bytes is not a positive multiple of the " +
-                            std::to_string(record) + "-byte record)",
-                        "download the file again; is `variant` right?");
+    check_size(bytes.size());  // the file may have changed since
     const int64_t n = static_cast<int64_t>(bytes.size()) / record;
     const size_t base = labels_.size();
     labels_.resize(base + n);
     pixels_.resize((base + n) * kPixels);
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* rec = bytes.data() + i * record;
+      // Every label byte is checked, also the CIFAR-100 label set not in
+      // use: an out-of-range one means the record is not what it claims.
+      for (int64_t b = 0; b < label_bytes; ++b) {
+        const int64_t limit = c100 ? (b == 0 ? 20 : 100) : 10;
+        if (rec[b] >= limit)
+          throw qsdk::Error(qsdk::ErrorCategory::data, path,
+                            "record " + std::to_string(i) + " has " +
+                                (c100 ? (b == 0 ? "coarse label " : "fine label ") : "label ") +
+                                std::to_string(rec[b]) + ", outside [0, " + std::to_string(limit) + ")",
+                            "the file is corrupt or `variant` is wrong (CIFAR-100 records have two label bytes)");
+      }
       const int64_t label = rec[label_offset];
-      if (label >= num_classes_)
-        throw qsdk::Error(qsdk::ErrorCategory::data, path,
-                          "record " + std::to_string(i) + " has label " + std::to_string(label) + ", outside [0, " +
-                              std::to_string(num_classes_) + ")",
-                          "is `variant` right? (CIFAR-100 records have two label bytes)");
       labels_[base + i] = label;
       // Stored planar (1024 R, 1024 G, 1024 B); keep interleaved for the transforms.
       const uint8_t* plane = rec + label_bytes;

@@ -23,6 +23,9 @@ qsdk::Schema<IdxOptions> IdxOptions::schema() {
   s.field("test_images", &IdxOptions::test_images, "test images file");
   s.field("test_labels", &IdxOptions::test_labels, "test labels file");
   s.field("num_classes", &IdxOptions::num_classes, "number of classes").at_least(1);
+  s.field("max_bytes", &IdxOptions::max_bytes,
+          "largest payload an IDX file may announce or decompress to (corrupt headers and gzip bombs stop here)")
+      .at_least(1);
   qplug_transforms::add_transform_fields(s);
   return s;
 }
@@ -58,13 +61,14 @@ IdxDataset::IdxDataset(IdxOptions options, const qsdk::DatasetContext& context)
             locate(options_.root, context.train ? options_.train_images : options_.test_images);
         const std::string labels_path =
             locate(options_.root, context.train ? options_.train_labels : options_.test_labels);
-        IdxArray images = read_idx(images_path, 0);
+        const auto max_bytes = static_cast<uint64_t>(options_.max_bytes);
+        IdxArray images = read_idx(images_path, 0, max_bytes);
         if (images.dims.size() != 3 && images.dims.size() != 4)
           throw qsdk::Error(qsdk::ErrorCategory::data, images_path,
                             "image file has " + std::to_string(images.dims.size()) +
                                 " dimension(s), expected 3 [N, H, W] or 4 [N, H, W, C]",
                             "are the image and label file names swapped?");
-        IdxArray labels = read_idx(labels_path, 1);
+        IdxArray labels = read_idx(labels_path, 1, max_bytes);
         if (labels.dims[0] != images.dims[0])
           throw qsdk::Error(qsdk::ErrorCategory::data, labels_path,
                             std::to_string(labels.dims[0]) + " labels for " + std::to_string(images.dims[0]) +

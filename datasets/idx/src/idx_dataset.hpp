@@ -31,6 +31,9 @@ struct IdxOptions : qplug_transforms::TransformOptions {
   std::string test_images = "t10k-images-idx3-ubyte";    ///< test images
   std::string test_labels = "t10k-labels-idx1-ubyte";    ///< test labels
   int64_t num_classes = 10;                              ///< labels must be below this
+  /// Largest payload a file may announce or decompress to (default 1 GiB):
+  /// a corrupt header or a gzip bomb is refused before it costs more memory.
+  int64_t max_bytes = int64_t(1) << 30;
 
   IdxOptions() {
     size = 0;

@@ -16,8 +16,10 @@ struct IdxArray {
 
 /// Reads an IDX file (raw or gzip) whose element type is unsigned byte and
 /// which has `expected_rank` dims (0 = any). Checks the magic number, the
-/// rank and that the payload size matches the header; throws
-/// qsdk::Error(data) naming `path` otherwise.
-IdxArray read_idx(const std::string& path, int expected_rank);
+/// rank, each dim (1 .. 2^31 - 1), that their product (overflow-checked) is
+/// at most `max_bytes`, and that the payload is exactly that long; throws
+/// qsdk::Error(data) naming `path` otherwise. Memory follows the data that
+/// is actually there, so a gzip bomb costs at most `max_bytes`.
+IdxArray read_idx(const std::string& path, int expected_rank, uint64_t max_bytes);
 
 }  // namespace qplug_idx

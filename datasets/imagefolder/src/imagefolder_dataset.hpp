@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "qdata/image_decode.hpp"
 #include "qdata/transforms.hpp"
 
 #include <qsdk/dataset.hpp>
@@ -27,6 +28,12 @@ struct ImageFolderOptions : qplug_transforms::TransformOptions {
   std::string train_dir = "train";  ///< training split folder under root
   std::string val_dir = "val";      ///< evaluation split folder under root
   bool dct_scaling = true;          ///< let the JPEG decoder downscale by 2/4/8 when the crop allows
+  /// Images with more pixels (from the header, before decoding) are a data
+  /// error; default PIL's decompression-bomb threshold.
+  int64_t max_image_pixels = qplug_transforms::kDefaultMaxImagePixels;
+  /// Decode JPEGs that end early (missing part grey) as the reference's PIL
+  /// LOAD_TRUNCATED_IMAGES does, instead of a data error.
+  bool allow_truncated_images = false;
 
   ImageFolderOptions() = default;
   /// The schema bound to these fields.
@@ -37,6 +44,12 @@ struct ImageFolderOptions : qplug_transforms::TransformOptions {
 /// name -> label index, files sorted, extensions .jpg/.jpeg/.png (any case).
 /// The class list comes from the train folder when it exists, so both splits
 /// agree on labels.
+///
+/// Symlinked folders are followed, each real folder (st_dev, st_ino) at most
+/// once per class: a link back to a folder the walk is inside (a cycle, e.g.
+/// `loop -> .`) is a data error naming the link, since following it would
+/// never end; a second link to a folder already listed elsewhere in the class
+/// is skipped, so its images are not listed twice (describe() counts them).
 class ImageFolderDataset : public qsdk::Dataset {
  public:
   /// Scans the split chosen by `context.train`; throws qsdk::Error(data) on a
@@ -61,6 +74,8 @@ class ImageFolderDataset : public qsdk::Dataset {
   std::vector<std::string> classes_;
   std::vector<std::string> files_;
   std::vector<int32_t> labels_;
+  qplug_transforms::DecodeLimits limits_;
+  int64_t skipped_links_ = 0;  // links to folders already listed
 };
 
 }  // namespace qplug_imagefolder

@@ -38,14 +38,22 @@ struct QSDK_API FieldSpec {
   std::string doc;                   ///< one line
   Value default_value;               ///< none => required
   bool required = false;             ///< must be given in the TOML
-  std::optional<double> min;         ///< inclusive lower bound (numbers, list elements)
-  std::optional<double> max;         ///< inclusive upper bound
+  std::optional<double> min;         ///< lower bound (numbers, list elements)
+  std::optional<double> max;         ///< upper bound
+  bool min_exclusive = false;        ///< `min` itself is not allowed (x > min)
+  bool max_exclusive = false;        ///< `max` itself is not allowed (x < max)
   std::vector<std::string> allowed;  ///< allowed strings (enumeration)
   Kind component_kind = Kind::quantizer;  ///< kind of a nested component
   /// A filesystem path (string, or list of strings): the host makes a
   /// relative value absolute against the folder of the TOML file that wrote
   /// it, so components only ever see absolute paths (or "").
   bool path = false;
+
+  /// Whether number `x` is within the bounds (NaN never is).
+  bool in_range(double x) const;
+  /// The bounds in interval notation: "[1, 8]", "(0, 1]", ">= 0", "> 0",
+  /// "<= 1", "< 1"; "" when unbounded.
+  std::string range_text() const;
 };
 
 /// Type-erased schema: a summary plus the fields in declaration order.
@@ -64,7 +72,20 @@ struct QSDK_API SchemaInfo {
 
 namespace detail {
 template <class M>
-struct FieldTraits;
+inline constexpr bool kUnsupportedField = false;
+/// How an option type maps to TOML. The supported member types are the
+/// specialisations below: bool, int64_t, double, std::string, std::vector of
+/// those, and qsdk::Table (a nested component, via Schema::component()).
+template <class M>
+struct FieldTraits {
+  static_assert(kUnsupportedField<M>,
+                "qsdk::Schema::field(): unsupported option member type. Use bool, int64_t (not int), double (not "
+                "float), std::string, std::vector<bool | int64_t | double | std::string>, or qsdk::Table through "
+                "Schema::component(); restrict strings to a set with .one_of({...}).");
+  static constexpr FieldType type = FieldType::string;
+  static Value to_value(const M&) { return Value(); }
+  static M from_value(const Value&) { return M{}; }
+};
 template <>
 struct FieldTraits<bool> {
   static constexpr FieldType type = FieldType::boolean;
@@ -149,6 +170,13 @@ class Schema {
     return *this;
   }
 
+  /// Binds option `name` to a member that `T` inherits from a base struct `B`
+  /// (e.g. options shared by a family of methods), without a cast.
+  template <class M, class B, std::enable_if_t<!std::is_same_v<B, T> && std::is_base_of_v<B, T>, int> = 0>
+  Schema& field(std::string name, M B::*member, std::string doc) {
+    return field(std::move(name), static_cast<M T::*>(member), std::move(doc));
+  }
+
   /// Binds a nested component table (`{ type = "...", ... }`) of kind `kind`.
   Schema& component(std::string name, Table T::*member, Kind kind, std::string doc) {
     field(std::move(name), member, std::move(doc));
@@ -156,15 +184,37 @@ class Schema {
     return *this;
   }
 
-  /// Restricts the last field (or its list elements) to [lo, hi].
+  /// Restricts the last field (or its list elements) to [lo, hi] (combine
+  /// greater_than/less_than with at_least/at_most for half-open intervals).
   Schema& range(double lo, double hi) {
     last().min = lo;
     last().max = hi;
+    last().min_exclusive = last().max_exclusive = false;
     return *this;
   }
   /// Restricts the last field (or its list elements) to >= lo.
   Schema& at_least(double lo) {
     last().min = lo;
+    last().min_exclusive = false;
+    return *this;
+  }
+  /// Restricts the last field (or its list elements) to > lo (e.g. a step
+  /// size that must be positive: greater_than(0)).
+  Schema& greater_than(double lo) {
+    last().min = lo;
+    last().min_exclusive = true;
+    return *this;
+  }
+  /// Restricts the last field (or its list elements) to <= hi.
+  Schema& at_most(double hi) {
+    last().max = hi;
+    last().max_exclusive = false;
+    return *this;
+  }
+  /// Restricts the last field (or its list elements) to < hi.
+  Schema& less_than(double hi) {
+    last().max = hi;
+    last().max_exclusive = true;
     return *this;
   }
   /// Restricts the last string field to `allowed`, making it an enumeration.

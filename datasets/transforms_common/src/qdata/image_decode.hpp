@@ -29,21 +29,48 @@ struct DecodedRegion {
   Box box;      ///< the requested box in `image`'s coordinates
 };
 
+/// PIL's decompression-bomb error threshold (2 * Image.MAX_IMAGE_PIXELS =
+/// 2 * 89478485): the images the reference refuses to open, qtool refuses too.
+inline constexpr int64_t kDefaultMaxImagePixels = 178956970;
+
+/// Progressive JPEG scans decoded at most, as TurboJPEG's TJFLAG_LIMITSCANS:
+/// each scan is a pass over the whole coefficient buffer, so a small file
+/// with thousands of tiny scans would cost minutes of CPU.
+inline constexpr int kDefaultMaxJpegScans = 500;
+
+/// What an untrusted image file may cost. Checked from the header before any
+/// pixel memory is allocated.
+struct DecodeLimits {
+  int64_t max_pixels = kDefaultMaxImagePixels;  ///< width * height above this is a data error
+  int max_scans = kDefaultMaxJpegScans;         ///< progressive JPEG scans above this are a data error
+  /// Decode a JPEG whose data ends before its end-of-image marker, the
+  /// missing part grey (PIL's LOAD_TRUNCATED_IMAGES, as the reference sets);
+  /// false: such a file is a data error (a half-copied dataset).
+  bool allow_truncated = false;
+};
+
 /// Reads the dimensions of a JPEG or PNG; throws qsdk::Error(data) naming
-/// `path` for anything else or a corrupt header.
-ImageInfo read_image_info(const std::vector<uint8_t>& bytes, const std::string& path);
+/// `path` for anything else, a corrupt header, more pixels than
+/// `limits.max_pixels`, or (unless `limits.allow_truncated`) a JPEG with no
+/// end-of-image marker after its scan data (truncated).
+ImageInfo read_image_info(const std::vector<uint8_t>& bytes, const std::string& path, const DecodeLimits& limits = {});
 
 /// Decodes the part of the image needed to resample source `box` to
 /// `out_w` x `out_h`, as RGB. For JPEG only the rows/columns around the box
 /// are decoded, and with `dct_scaling` the decoder downscales by 2/4/8 in the
 /// DCT domain while the box stays at least `out_w` x `out_h`. PNG decodes
-/// fully. Throws qsdk::Error(data) naming `path` on a corrupt file; a JPEG
-/// whose data ends early is tolerated (the missing part is grey), as the
-/// reference tolerates truncated JPEGs.
+/// fully. Throws qsdk::Error(data) naming `path` on a corrupt file, one over
+/// `limits`, or a truncated one (a JPEG only with `limits.allow_truncated`
+/// decodes, the missing part grey). Other libjpeg warnings (extraneous bytes,
+/// a bad Huffman code) are tolerated, as PIL tolerates them.
 DecodedRegion decode_region(const std::vector<uint8_t>& bytes, const std::string& path, const Box& box, int64_t out_w,
-                            int64_t out_h, bool dct_scaling);
+                            int64_t out_h, bool dct_scaling, const DecodeLimits& limits = {});
 
-/// Decodes the whole image as RGB.
-Image decode_image(const std::vector<uint8_t>& bytes, const std::string& path);
+/// Decodes the whole image as RGB (same checks as decode_region).
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& path, const DecodeLimits& limits = {});
+
+/// Throws qsdk::Error(data) naming `path` when a `width` x `height` image has
+/// more pixels than `limits.max_pixels`.
+void check_image_size(int64_t width, int64_t height, const std::string& path, const DecodeLimits& limits);
 
 }  // namespace qplug_transforms

@@ -15,11 +15,14 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <new>
 #include <vector>
 
 #include <jpeglib.h>
+// After jpeglib.h: the JWRN_* message codes.
+#include <jerror.h>
 
 namespace qplug_transforms {
 namespace {
@@ -32,6 +35,9 @@ struct ErrorManager {
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
   int warnings;
+  bool hit_eof;   // libjpeg ran out of data (JWRN_JPEG_EOF): the file is truncated
+  bool too_big;   // refused by DecodeLimits (not "corrupt")
+  int max_scans;  // progressive scans allowed
 };
 
 void on_error(j_common_ptr cinfo) {
@@ -40,10 +46,38 @@ void on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-// Warnings (e.g. "premature end of data") are tolerated silently, as PIL
-// with LOAD_TRUNCATED_IMAGES does in the reference.
+// Warnings are counted; running out of data is remembered (a truncated
+// file, refused unless DecodeLimits::allow_truncated). The others (extraneous
+// bytes, a bad Huffman code) are tolerated, as PIL tolerates them.
 void on_emit(j_common_ptr cinfo, int level) {
-  if (level < 0) reinterpret_cast<ErrorManager*>(cinfo->err)->warnings++;
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  if (level >= 0) return;
+  err->warnings++;
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) err->hit_eof = true;
+}
+
+// TurboJPEG's TJFLAG_LIMITSCANS through the libjpeg API (and its limit):
+// the progress monitor runs between the steps that absorb a progressive
+// file's scans, so the count is checked as each new scan begins.
+void on_progress(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  if (!cinfo->is_decompressor) return;
+  const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->progressive_mode && d->input_scan_number > err->max_scans) {
+    std::snprintf(err->message, sizeof(err->message), "progressive JPEG has more than %d scans", err->max_scans);
+    err->too_big = true;
+    std::longjmp(err->jump, 1);
+  }
+}
+
+// Whether an end-of-image marker follows the scan data starting at `from`.
+// Inside entropy-coded data 0xFF is always followed by 0x00 or a restart
+// marker, so FF D9 there is the real EOI; one in an EXIF thumbnail lies
+// before the first scan. Searched from the end, where it normally is.
+bool has_eoi_after(const unsigned char* data, size_t size, size_t from) {
+  for (size_t i = size; i >= from + 2; --i)
+    if (data[i - 2] == 0xFF && data[i - 1] == 0xD9) return true;
+  return false;
 }
 
 void on_output(j_common_ptr) {}
@@ -60,6 +94,7 @@ struct Output {
 
 // Request: header only, or the window around `box` (source coordinates).
 struct Request {
+  DecodeLimits limits;
   bool header_only = false;
   bool has_box = false;
   Box box;
@@ -79,16 +114,43 @@ bool decode_c(const unsigned char* data, size_t size, const Request* req, Output
   err->pub.emit_message = on_emit;
   err->pub.output_message = on_output;
   err->warnings = 0;
+  err->hit_eof = false;
+  err->too_big = false;
+  err->max_scans = req->limits.max_scans;
+  jpeg_progress_mgr progress;
+  progress.progress_monitor = on_progress;
   if (setjmp(err->jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
   jpeg_create_decompress(&cinfo);
+  cinfo.progress = &progress;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
   out->full_width = cinfo.image_width;
   out->full_height = cinfo.image_height;
   out->adobe = cinfo.saw_Adobe_marker != 0;
+  // From the header, before the decoder allocates anything image-sized (a
+  // progressive file's coefficient buffer is 2 bytes per sample).
+  if (out->full_width * out->full_height > req->limits.max_pixels) {
+    err->too_big = true;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  // A region decode never reads the rows below its window, so truncation is
+  // judged from the bytes, the same for every crop: jpeg_read_header stopped
+  // right after the first SOS header.
+  // (Past the end, the memory source feeds a fake EOI from its own buffer.)
+  const unsigned char* next = cinfo.src->next_input_byte;
+  const bool inside = std::less_equal<const unsigned char*>()(data, next) &&
+                      std::less_equal<const unsigned char*>()(next, data + size);
+  if (!req->limits.allow_truncated &&
+      (!inside || err->hit_eof || !has_eoi_after(data, size, static_cast<size_t>(next - data)))) {
+    err->hit_eof = true;
+    std::snprintf(err->message, sizeof(err->message), "file is truncated (no end-of-image marker after the scan data)");
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   if (req->header_only) {
     jpeg_destroy_decompress(&cinfo);
     return true;
@@ -166,21 +228,42 @@ bool decode_c(const unsigned char* data, size_t size, const Request* req, Output
                     "re-create the file or remove it from the dataset folder");
 }
 
+[[noreturn]] void truncated(const std::string& path) {
+  throw qsdk::Error(qsdk::ErrorCategory::data, path,
+                    "truncated JPEG: the data ends before the end-of-image marker (a partly copied file?)",
+                    "copy the file again or remove it; allow_truncated_images = true decodes it with the missing "
+                    "part grey, as the reference does");
+}
+
+// Turns a failed decode_c into the right error.
+[[noreturn]] void fail(const std::string& path, const Output& out, const ErrorManager& err,
+                       const DecodeLimits& limits) {
+  if (err.too_big && out.full_width * out.full_height > limits.max_pixels)
+    check_image_size(out.full_width, out.full_height, path, limits);  // throws
+  if (err.too_big)
+    throw qsdk::Error(qsdk::ErrorCategory::data, path, std::string("refused JPEG: ") + err.message,
+                      "re-encode the file (e.g. as baseline JPEG) or remove it from the dataset folder");
+  if (err.hit_eof) truncated(path);
+  corrupt(path, err.message);
+}
+
 }  // namespace
 
-ImageInfo jpeg_info(const std::vector<uint8_t>& bytes, const std::string& path) {
+ImageInfo jpeg_info(const std::vector<uint8_t>& bytes, const std::string& path, const DecodeLimits& limits) {
   ErrorManager err;
   Request req;
+  req.limits = limits;
   req.header_only = true;
   Output out;
-  if (!decode_c(bytes.data(), bytes.size(), &req, &out, &err, nullptr)) corrupt(path, err.message);
+  if (!decode_c(bytes.data(), bytes.size(), &req, &out, &err, nullptr)) fail(path, out, err, limits);
   return {out.full_width, out.full_height};
 }
 
 DecodedRegion jpeg_decode(const std::vector<uint8_t>& bytes, const std::string& path, const Box* box, int64_t out_w,
-                          int64_t out_h, bool dct_scaling) {
+                          int64_t out_h, bool dct_scaling, const DecodeLimits& limits) {
   ErrorManager err;
   Request req;
+  req.limits = limits;
   if (box) {
     req.has_box = true;
     req.box = *box;
@@ -190,7 +273,10 @@ DecodedRegion jpeg_decode(const std::vector<uint8_t>& bytes, const std::string& 
   }
   Output out;
   std::vector<uint8_t> pixels;
-  if (!decode_c(bytes.data(), bytes.size(), &req, &out, &err, &pixels)) corrupt(path, err.message);
+  if (!decode_c(bytes.data(), bytes.size(), &req, &out, &err, &pixels)) fail(path, out, err, limits);
+  // Ran out of data inside the window despite an EOI marker (a corrupt
+  // length field or scan): as truncated.
+  if (err.hit_eof && !limits.allow_truncated) truncated(path);
 
   DecodedRegion result;
   const int64_t n = out.width * out.height;

@@ -21,7 +21,7 @@ uint32_t be32(const uint8_t* p) {
 
 }  // namespace
 
-ImageInfo png_info(const std::vector<uint8_t>& bytes, const std::string& path) {
+ImageInfo png_info(const std::vector<uint8_t>& bytes, const std::string& path, const DecodeLimits& limits) {
   // signature (8) + IHDR length (4) + "IHDR" (4) + width (4) + height (4)
   if (bytes.size() < 24 || png_sig_cmp(bytes.data(), 0, 8) != 0 || std::memcmp(bytes.data() + 12, "IHDR", 4) != 0)
     corrupt(path, "missing signature or IHDR chunk");
@@ -30,11 +30,13 @@ ImageInfo png_info(const std::vector<uint8_t>& bytes, const std::string& path) {
   info.height = be32(bytes.data() + 20);
   if (info.width <= 0 || info.height <= 0 || info.width > (1 << 20) || info.height > (1 << 20))
     corrupt(path, "implausible size " + std::to_string(info.width) + "x" + std::to_string(info.height));
+  // Before libpng sees it: the simplified API would allocate the full image.
+  check_image_size(info.width, info.height, path, limits);
   return info;
 }
 
-Image png_decode(const std::vector<uint8_t>& bytes, const std::string& path) {
-  png_info(bytes, path);
+Image png_decode(const std::vector<uint8_t>& bytes, const std::string& path, const DecodeLimits& limits) {
+  png_info(bytes, path, limits);
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;

@@ -61,31 +61,32 @@ struct TransformOptions {
 };
 
 /// Adds the TransformOptions fields to the schema of `T` (which derives from
-/// TransformOptions); defaults come from `T{}`.
+/// TransformOptions; Schema::field binds the base's members directly);
+/// defaults come from `T{}`.
 template <class T>
 void add_transform_fields(qsdk::Schema<T>& s) {
   using O = TransformOptions;
-  s.field("size", static_cast<int64_t T::*>(&O::size), "output side after cropping (0 = keep the decoded size)")
+  s.field("size", &O::size, "output side after cropping (0 = keep the decoded size)")
       .at_least(0);
-  s.field("random_resized_crop", static_cast<bool T::*>(&O::random_resized_crop),
+  s.field("random_resized_crop", &O::random_resized_crop,
           "train split: RandomResizedCrop(size, scale, ratio) instead of resize + random crop");
-  s.field("scale", static_cast<std::vector<double> T::*>(&O::scale),
+  s.field("scale", &O::scale,
           "RandomResizedCrop: range of the crop's area fraction [lo, hi]")
       .range(0.0, 1.0);
-  s.field("ratio", static_cast<std::vector<double> T::*>(&O::ratio),
+  s.field("ratio", &O::ratio,
           "RandomResizedCrop: range of the crop's aspect ratio w/h [lo, hi], sampled log-uniformly")
       .at_least(1e-6);
-  s.field("resize", static_cast<int64_t T::*>(&O::resize),
+  s.field("resize", &O::resize,
           "resize the shorter side to this before cropping (eval; train without "
           "random_resized_crop); 0 = no resize")
       .at_least(0);
-  s.field("pad", static_cast<int64_t T::*>(&O::pad), "train split: border added before the random crop (CIFAR: 4)")
+  s.field("pad", &O::pad, "train split: border added before the random crop (CIFAR: 4)")
       .at_least(0);
-  s.field("pad_mode", static_cast<std::string T::*>(&O::pad_mode), "border fill for `pad`").one_of({"reflect", "zero"});
-  s.field("flip", static_cast<bool T::*>(&O::flip), "train split: random horizontal flip (p = 0.5)");
-  s.field("mean", static_cast<std::vector<double> T::*>(&O::mean),
+  s.field("pad_mode", &O::pad_mode, "border fill for `pad`").one_of({"reflect", "zero"});
+  s.field("flip", &O::flip, "train split: random horizontal flip (p = 0.5)");
+  s.field("mean", &O::mean,
           "normalization mean on [0,1] pixels, one value or one per channel");
-  s.field("std", static_cast<std::vector<double> T::*>(&O::stddev),
+  s.field("std", &O::stddev,
           "normalization standard deviation, one value or one per channel")
       .at_least(1e-12);
 }

@@ -56,48 +56,48 @@ void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
                        std::vector<std::string> adaptive_values = {"none", "var-mean"},
                        std::vector<std::string> grad_types = {"none", "STE", "STE-scale"}) {
   if (fields & kBits)
-    s.field("bits", static_cast<int64_t T::*>(&T::bits), "bit width (levels = 2^bits unless `levels` is set)")
+    s.field("bits", &T::bits, "bit width (levels = 2^bits unless `levels` is set)")
         .range(1, 8);
   if (fields & kLevels)
-    s.field("levels", static_cast<int64_t T::*>(&T::levels),
+    s.field("levels", &T::levels,
             "explicit number of levels, e.g. 3 for ternary; 0 = 2^bits")
         .range(0, 256);
   if (fields & kHalfRange)
-    s.field("half_range", static_cast<std::string T::*>(&T::half_range),
+    s.field("half_range", &T::half_range,
             "unsigned range [0, s] (true) or signed [-s, s] (false); auto = unsigned for activations")
         .one_of({"auto", "true", "false"});
   if (fields & kQuantGroup)
-    s.field("quant_group", static_cast<int64_t T::*>(&T::quant_group),
+    s.field("quant_group", &T::quant_group,
             "parameter groups: 0 = default (weights per output channel, activations per layer), "
             "q > 0 = q contiguous groups, q < 0 = groups of |q| leading elements");
   if (fields & kBoundary)
-    s.field("boundary", static_cast<double T::*>(&T::boundary), "initial or fixed clip value")
+    s.field("boundary", &T::boundary, "initial or fixed clip value")
         .at_least(1e-12);
   if (fields & kScale)
-    s.field("scale", static_cast<double T::*>(&T::scale), "method-specific scale (see README)");
+    s.field("scale", &T::scale, "method-specific scale (see README)");
   if (fields & kCorrelate)
-    s.field("correlate", static_cast<double T::*>(&T::correlate),
+    s.field("correlate", &T::correlate,
             "warm-up: multiply max|x| by this before averaging it into the clip (only if > 0)");
   if (fields & kGradType)
-    s.field("grad_type", static_cast<std::string T::*>(&T::grad_type), "surrogate gradient")
+    s.field("grad_type", &T::grad_type, "surrogate gradient")
         .one_of(std::move(grad_types));
   if (fields & kGradScale)
-    s.field("grad_scale", static_cast<std::string T::*>(&T::grad_scale),
+    s.field("grad_scale", &T::grad_scale,
             "scale of the clip gradient: fan-scale = sqrt(fan)*scale, scale-fan = scale/sqrt(fan), "
             "element-scale = sqrt(elements)*scale, scale-element = scale/sqrt(elements)")
         .one_of({"none", "fan-scale", "scale-fan", "element-scale", "scale-element"});
   if (fields & kStable)
-    s.field("stable", static_cast<int64_t T::*>(&T::stable),
+    s.field("stable", &T::stable,
             "warm-up iterations: the first `stable` forwards return the input unquantized")
         .at_least(0);
   if (fields & kAdaptive)
-    s.field("adaptive", static_cast<std::string T::*>(&T::adaptive), "input normalisation")
+    s.field("adaptive", &T::adaptive, "input normalisation")
         .one_of(std::move(adaptive_values));
   if (fields & kIndependentNorm)
-    s.field("independent_norm", static_cast<bool T::*>(&T::independent_norm),
+    s.field("independent_norm", &T::independent_norm,
             "weight standardisation statistics over the whole layer instead of per group");
   if (fields & kGamma)
-    s.field("gamma", static_cast<bool T::*>(&T::gamma),
+    s.field("gamma", &T::gamma,
             "learnable per-group multiplier of the quantized weight (XNOR++), init 1");
 }
 

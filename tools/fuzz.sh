@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan) and runs
+# each for a bounded time on its seed corpus; any crash, leak, sanitizer report
+# or out-of-memory fails. The targets are LibTorch-free: each links only the
+# parser it exercises.
+#   tools/fuzz.sh [--seconds N] [--build-only] [--out DIR] [TARGET...]
+# TARGET: config (TOML experiment loading), plugin_stamp (ELF stamp reader);
+# default: all. Needs clang-14 and libclang-rt-14-dev (tools/install-deps.sh).
+# A crash leaves its input as DIR/<target>/crash-*: rerun it with
+#   DIR/<target>/<target>_fuzz DIR/<target>/crash-...
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+seconds=30
+build_only=0
+out="$root/build-fuzz"
+targets=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --seconds) seconds="$2"; shift 2 ;;
+    --build-only) build_only=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
+    *) targets+=("$1"); shift ;;
+  esac
+done
+[[ ${#targets[@]} -gt 0 ]] || targets=(config plugin_stamp)
+cxx=${CXX_FUZZ:-clang++-14}
+command -v "$cxx" >/dev/null || { echo "fuzz.sh: $cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
+
+flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I"$root/host/src" -I"$root/sdk/include")
+# Sources and seed folders of each target.
+sources_of() {
+  case "$1" in
+    config) echo "tests/fuzz/config_fuzz.cpp host/src/config.cpp host/src/config_writer.cpp host/src/sections.cpp
+                  host/src/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp" ;;
+    plugin_stamp) echo "tests/fuzz/plugin_stamp_fuzz.cpp host/src/plugin_stamp.cpp sdk/src/error.cpp" ;;
+    *) echo "fuzz.sh: unknown target '$1' (config, plugin_stamp)" >&2; return 2 ;;
+  esac
+}
+seeds_of() {
+  case "$1" in
+    config) echo "$root/tests/cli/data $root/experiments" ;;
+    plugin_stamp)  # a few real plugins when a build tree has them, else the fuzzer starts from nothing
+      local d="$root/build/plugins"
+      if compgen -G "$d/libqplug_*.so" >/dev/null; then
+        mkdir -p "$out/plugin_stamp/seeds"
+        for f in "$d"/libqplug_{lsq,cosine,synthetic}.so; do [[ -f $f ]] && cp "$f" "$out/plugin_stamp/seeds/"; done
+        echo "$out/plugin_stamp/seeds"
+      fi ;;
+  esac
+}
+
+status=0
+for t in "${targets[@]}"; do
+  srcs=$(sources_of "$t")
+  dir="$out/$t"
+  mkdir -p "$dir/corpus"
+  exe="$dir/${t}_fuzz"
+  echo "fuzz.sh: building $t"
+  (cd "$root" && "$cxx" "${flags[@]}" -DQTOOL_VERSION='"fuzz"' $srcs -o "$exe")
+  [[ $build_only -eq 1 ]] && continue
+  echo "fuzz.sh: running $t for ${seconds}s"
+  # -rss_limit_mb: no input may make a parser use more than 2 GiB.
+  if ! (cd "$dir" && "$exe" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
+          -print_final_stats=1 corpus $(seeds_of "$t") >"$dir/fuzz.log" 2>&1); then
+    echo "fuzz.sh: $t FAILED; last lines of $dir/fuzz.log:" >&2
+    tail -n 40 "$dir/fuzz.log" >&2
+    status=1
+  else
+    grep -E "stat::number_of_executed_runs|cov:" "$dir/fuzz.log" | tail -n 2 | sed "s/^/fuzz.sh: $t: /"
+  fi
+done
+exit $status
