@@ -299,6 +299,19 @@ void move_module(torch::nn::Module& module, const torch::Device& device, bool ch
   for (auto& b : module.buffers(true)) move(b);
 }
 
+torch::Tensor batch_to_device(const torch::Tensor& t, const torch::Device& device, bool channels_last) {
+  if (!t.defined()) return t;
+  torch::Tensor out;
+  if (device.is_cuda() && t.device().is_cpu())
+    // The pinned block is not reused before the copy has run: LibTorch's host
+    // allocator records the copy's stream for non-blocking copies.
+    out = (t.is_pinned() ? t : t.pin_memory()).to(device, /*non_blocking=*/true);
+  else
+    out = t.to(device);
+  if (channels_last && out.dim() == 4) out = out.contiguous(at::MemoryFormat::ChannelsLast);
+  return out;
+}
+
 std::optional<int64_t> peak_device_memory(const torch::Device& device) {
 #ifdef QTOOL_WITH_CUDA
   if (device.is_cuda()) {

@@ -112,6 +112,11 @@ class LossScaler {
 /// `channels_last`, 4-D parameters and buffers also take the NHWC layout.
 void move_module(torch::nn::Module& module, const torch::Device& device, bool channels_last = false);
 
+/// A loader batch tensor on `device` without waiting for it: to a GPU through
+/// pinned host memory with an asynchronous copy (a copy from pageable memory
+/// first synchronises the stream); in NHWC when `channels_last` and 4-D.
+torch::Tensor batch_to_device(const torch::Tensor& t, const torch::Device& device, bool channels_last = false);
+
 /// The largest device memory allocated since the last reset, in bytes;
 /// nullopt on the CPU (or a LibTorch without CUDA).
 std::optional<int64_t> peak_device_memory(const torch::Device& device);

@@ -171,9 +171,8 @@ EvalResult Trainer::evaluate(int64_t max_batches) {
   const auto t0 = Clock::now();
   while (auto batch = parts_.eval_loader->next()) {
     if (max_batches > 0 && batches >= max_batches) break;
-    auto input = batch->input.to(device, /*non_blocking=*/true);
-    if (settings_.channels_last && input.dim() == 4) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-    auto target = batch->target.to(device, /*non_blocking=*/true);
+    auto input = batch_to_device(batch->input, device, settings_.channels_last);
+    auto target = batch_to_device(batch->target, device);
     torch::Tensor logits;
     {
       AutocastScope autocast(device, settings_.precision);
@@ -253,10 +252,8 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     log_wait_s += waited;
     if (!next) break;
     qsdk::Batch batch = std::move(*next);
-    batch.input = batch.input.to(device, /*non_blocking=*/true);
-    if (settings_.channels_last && batch.input.dim() == 4)
-      batch.input = batch.input.contiguous(at::MemoryFormat::ChannelsLast);
-    batch.target = batch.target.to(device, /*non_blocking=*/true);
+    batch.input = batch_to_device(batch.input, device, settings_.channels_last);
+    batch.target = batch_to_device(batch.target, device);
     const double lr = parts_.scheduler ? parts_.scheduler->lr(epoch, iter) : opt.groups().front().lr;
     opt.set_lr(lr);
     qsdk::StepInfo info;
