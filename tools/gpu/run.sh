@@ -57,7 +57,10 @@ say "qhost: full build against $torch_dir"
 qb=/tmp/build-qhost
 qhost=""
 plugins="qplug_synthetic qplug_torch_resnet qplug_lsq qplug_dorefa"
+# QTOOL_TEST_SEAMS: phase 6 stops runs after an epoch through QTOOL_TEST_STOP_AFTER_EPOCHS,
+# a hook newer trees compile only into test builds.
 if cmake -S "$root" -B "$qb" -G Ninja -DTorch_DIR="$torch_dir" -DCMAKE_BUILD_TYPE=Release -DQTOOL_BUILD_TESTS=OFF \
+     -DQTOOL_TEST_SEAMS=ON \
      -DQTOOL_USE_PCH=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
      > "$out/qhost_configure.log" 2>&1 &&
    timeout 1200 ninja -C "$qb" -j"$jobs" qhost $plugins > "$out/qhost_build.log" 2>&1; then
@@ -70,6 +73,7 @@ fi
 plugin_dir=$(dirname "$(find "$qb" -name 'libqplug_lsq.so' -print -quit 2>/dev/null || echo "$qb/plugins/x")")
 exp="$out/exp"
 mkdir -p "$exp"
+rm -rf "$out/runs"  # qhost refuses to start a new run in a folder that holds one
 
 # write_exp NAME QUANT(fp|lsq|dorefa) BATCH DEVICE PRECISION SAMPLES EPOCHS MAX_STEPS LOG_EVERY
 write_exp() {
