@@ -2,6 +2,7 @@
 // the components the plugins registered. Every problem is collected (never
 // stop at the first) and the resolved tree is built alongside.
 #include "config.hpp"
+#include "device.hpp"
 
 #include "errors.hpp"
 #include "plugin_loader.hpp"
@@ -427,6 +428,8 @@ class Validator {
         // A section it reads had problems of its own; those are reported already.
       }
     }
+    // Device and precision together: "cuda" on a CPU-only build, fp16 on the CPU.
+    device_problems(out);
     // [experiment] name defaults to the file stem, so a copied resolved.toml keeps it.
     if (out.count("experiment") && !stem.empty()) {
       auto& e = out["experiment"].as_table();
@@ -437,6 +440,21 @@ class Validator {
   }
 
  private:
+  // Checked without touching a GPU, so `qhost check` gives the same answer on a login node.
+  void device_problems(const Table& out) {
+    auto str = [&out](const char* section, const char* key, const char* fallback) -> std::string {
+      auto s = out.find(section);
+      if (s == out.end() || s->second.type() != Value::Type::table) return fallback;
+      auto v = s->second.as_table().find(key);
+      return v != s->second.as_table().end() && v->second.type() == Value::Type::string ? v->second.as_string()
+                                                                                        : fallback;
+    };
+    std::string key, hint;
+    const std::string message =
+        device_config_problem(str("experiment", "device", "auto"), str("train", "precision", "fp32"), &key, &hint);
+    if (!message.empty()) problem(key, message, hint);
+  }
+
   const Config& config_;
   const Registry& registry_;
   const PluginLoader* loader_;

@@ -13,10 +13,14 @@
 
 namespace qhost {
 
-int64_t topk_correct(const torch::Tensor& logits, const torch::Tensor& target, int64_t k) {
+torch::Tensor topk_correct_count(const torch::Tensor& logits, const torch::Tensor& target, int64_t k) {
   k = std::min<int64_t>(k, logits.size(1));
   const auto top = std::get<1>(logits.topk(k, 1, true, true));
-  return top.eq(target.view({-1, 1})).any(1).sum().item<int64_t>();
+  return top.eq(target.view({-1, 1})).any(1).sum();
+}
+
+int64_t topk_correct(const torch::Tensor& logits, const torch::Tensor& target, int64_t k) {
+  return topk_correct_count(logits, target, k).item<int64_t>();
 }
 
 std::string json_escape(const std::string& s) {

@@ -33,7 +33,10 @@ class Meter {
   int64_t count_ = 0;
 };
 
-/// Number of samples whose label is among the `k` largest logits.
+/// Number of samples whose label is among the `k` largest logits, as a 0-dim
+/// int64 tensor on the logits' device (no host read).
+torch::Tensor topk_correct_count(const torch::Tensor& logits, const torch::Tensor& target, int64_t k);
+/// Number of samples whose label is among the `k` largest logits (reads it to the host).
 int64_t topk_correct(const torch::Tensor& logits, const torch::Tensor& target, int64_t k);
 
 /// One flat JSON object, built field by field (numbers, strings, booleans).

@@ -2,6 +2,8 @@
 
 #include "quant_layers.hpp"
 
+#include "device.hpp"
+
 #include <qsdk/error.hpp>
 
 #include <array>
@@ -18,6 +20,14 @@ template <class T>
 void get_if(NoVariant*);
 template <class T>
 void holds_alternative(NoVariant*);
+
+// (mixed precision) A quantizer sees and computes fp32 even inside autocast:
+// its levels, clips and counters are defined in fp32 and a bf16/fp16 copy of
+// its input would move values across rounding boundaries. Only the convolution
+// or matrix product that consumes its output runs in the reduced precision.
+torch::Tensor quantize(qsdk::QuantizerImpl& q, const torch::Tensor& x) {
+  return run_in_fp32(x, [&q](const torch::Tensor& t) { return q.forward(t); });
+}
 
 int64_t square_padding(const std::string& path, const torch::nn::Conv2dOptions& o) {
   const auto* pad = get_if<torch::ExpandingArray<2>>(&o.padding());
@@ -54,14 +64,15 @@ thread_local ExportHooks* g_export_hooks = nullptr;
 torch::Tensor quantize_weight(qsdk::QuantizerImpl& q, const std::string& path,
                               const std::function<torch::Tensor()>& weight, torch::IntArrayRef shape) {
   if (g_export_hooks) return g_export_hooks->weight(path, q, weight, shape);
-  torch::Tensor y = q.forward(weight());
+  // The weight (an fp32 parameter) and its transforms, quantized in fp32 (quantize()).
+  torch::Tensor y = run_in_fp32(torch::Tensor(), [&](const torch::Tensor&) { return q.forward(weight()); });
   return y.sizes() == shape ? y : y.view(shape);
 }
 
 // An activation/output quantizer's output, or under ExportHooks its integer form.
 torch::Tensor quantize_value(qsdk::QuantizerImpl& q, const std::string& path, qsdk::QuantTarget target,
                              const torch::Tensor& x, int64_t axis) {
-  return g_export_hooks ? g_export_hooks->activation(path, target, q, x, axis) : q.forward(x);
+  return g_export_hooks ? g_export_hooks->activation(path, target, q, x, axis) : quantize(q, x);
 }
 
 void register_quantizers(torch::nn::Module& m, const LayerQuantizers& q) {
@@ -173,13 +184,13 @@ torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
     const auto sizes = x.sizes().vec();
     x = g_export_hooks ? quantize_value(*quantizers_.activation, path_, qsdk::QuantTarget::activation, x,
                                         x.dim() - 1)
-                       : quantizers_.activation->forward(x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+                       : quantize(*quantizers_.activation, x.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   torch::Tensor y = torch::linear(x, w, bias_);
   if (quantizers_.output) {
     const auto sizes = y.sizes().vec();
     y = g_export_hooks ? quantize_value(*quantizers_.output, path_, qsdk::QuantTarget::output, y, y.dim() - 1)
-                       : quantizers_.output->forward(y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
+                       : quantize(*quantizers_.output, y.reshape({-1, sizes.back(), 1, 1})).reshape(sizes);
   }
   return y;
 }

@@ -10,6 +10,7 @@
 #include "config.hpp"
 #include "cpu_math.hpp"
 #include "data_loader.hpp"
+#include "device.hpp"
 #include "dist_env.hpp"
 #include "launcher.hpp"
 #include "layer_factory.hpp"
@@ -61,12 +62,13 @@ void set_threads(int64_t threads, int64_t local_ranks = 1) {
   at::set_num_threads(n);
 }
 
-std::string check_device(const std::string& device) {
-  if (device == "cuda" && !torch::cuda::is_available())
-    throw qsdk::Error(qsdk::ErrorCategory::config, "experiment.device",
-                      "device \"cuda\" requested but this qhost/LibTorch has no usable CUDA device",
-                      "set [experiment] device = \"cpu\", or build against a CUDA LibTorch");
-  return device;
+// [experiment] device resolved ("auto" -> cuda:0 or cpu) and logged; errors name the key.
+std::string check_device(const std::string& device, const TrainOptions& train) {
+  const torch::Device d = resolve_device(device);
+  spdlog::info("device: {} ([experiment] device = \"{}\"), precision {}{}", describe_device(d), device,
+               train.precision, train.channels_last ? ", channels_last" : "");
+  set_cudnn_benchmark(train.cudnn_benchmark);
+  return d.str();
 }
 
 // A path from the TOML: as given when it exists, else relative to the file.
@@ -283,12 +285,12 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   set_threads(exp.threads, dist.local_world_size);
   set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
-  const std::string device = check_device(exp.device);
+  const std::string device = check_device(exp.device, train);
 
   std::shared_ptr<Communicator> comm;
   if (dist.distributed()) {
     CommunicatorOptions co;
-    co.backend = dist_opts.backend == "auto" ? (device == "cuda" ? "nccl" : "gloo") : dist_opts.backend;
+    co.backend = dist_opts.backend == "auto" ? (device.rfind("cuda", 0) == 0 ? "nccl" : "gloo") : dist_opts.backend;
     co.timeout_s = dist_opts.timeout_s;
     comm = std::make_shared<Communicator>(dist, co);
     qsdk::set_collectives(comm);
@@ -323,6 +325,8 @@ int run_experiment(const Config& config, Registry& registry, const RunOptions& o
   ts.log_every = exp.log_every;
   ts.smoke = options.smoke;
   ts.device = device;
+  ts.precision = parse_precision(train.precision);
+  ts.channels_last = train.channels_last;
   ts.resolved_toml = resolved;
   if (lead) ts.folder = folder;
   ts.reset_optimizer = options.reset_optimizer;
@@ -439,7 +443,10 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   auto data = read_checkpoint(options.checkpoint, ro);
   load_module_state(*b.parts.model, data.model, options.checkpoint);
   TrainerSettings ts;
-  ts.device = check_device(exp.device);
+  const auto train = section_options<TrainOptions>(config.root(), "train");
+  ts.device = check_device(exp.device, train);
+  ts.precision = parse_precision(train.precision);
+  ts.channels_last = train.channels_last;
   Trainer trainer(std::move(b.parts), ts);
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = trainer.evaluate();

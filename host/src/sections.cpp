@@ -9,7 +9,9 @@ qsdk::Schema<ExperimentOptions> ExperimentOptions::schema() {
       .field("seed", &O::seed, "global random seed").at_least(0)
       .field("out_dir", &O::out_dir, "folder that holds the run folder <out_dir>/<name>")
       .field("threads", &O::threads, "intra-op CPU threads, 0 = all cores").at_least(0)
-      .field("device", &O::device, "where to train").one_of({"cpu", "cuda"})
+      .field("device", &O::device,
+             "where to train: \"auto\" (CUDA when LibTorch has it and a GPU is visible, else the CPU), "
+             "\"cpu\", \"cuda\" or \"cuda:N\" (docs/training.md#devices-and-precision)")
       .field("log_every", &O::log_every, "log a progress line every N steps").at_least(1)
       .field("flush_denormal", &O::flush_denormal,
              "CPU: flush denormal floats to zero (FTZ/DAZ); denormal gradients slow x86 arithmetic many times over");
@@ -53,7 +55,13 @@ qsdk::Schema<TrainOptions> TrainOptions::schema() {
       .field("eval_every", &O::eval_every, "evaluate every N epochs").at_least(1)
       .field("save_every", &O::save_every, "write last.h5 every N epochs").at_least(1)
       .field("init_from", &O::init_from, "full-precision checkpoint to initialise from, empty = none")
-          .path();
+          .path()
+      .field("precision", &O::precision,
+             "fp32, or autocast mixed precision bf16 / fp16 (fp16: CUDA only, with dynamic loss scaling); "
+             "quantizers always compute in fp32")
+      .one_of({"fp32", "bf16", "fp16"})
+      .field("channels_last", &O::channels_last, "NHWC layout for 4-D weights and input batches")
+      .field("cudnn_benchmark", &O::cudnn_benchmark, "let cuDNN time and pick convolution algorithms (CUDA only)");
 }
 
 qsdk::Schema<OptimizerOptions> OptimizerOptions::schema() {

@@ -21,7 +21,7 @@ struct ExperimentOptions {
   int64_t seed = 0;              ///< global seed
   std::string out_dir = "runs";  ///< parent of the run folder
   int64_t threads = 0;           ///< intra-op threads, 0 = all cores
-  std::string device = "cpu";    ///< cpu | cuda
+  std::string device = "auto";   ///< auto | cpu | cuda | cuda:N
   int64_t log_every = 50;        ///< log a line every N steps
   bool flush_denormal = true;    ///< CPU: flush denormal floats to zero (FTZ/DAZ)
   /// The schema of `[experiment]`.
@@ -66,6 +66,9 @@ struct TrainOptions {
   int64_t eval_every = 1;           ///< evaluate every N epochs
   int64_t save_every = 1;           ///< write last.h5 every N epochs
   std::string init_from;            ///< FP checkpoint to initialise from ("" = none)
+  std::string precision = "fp32";   ///< fp32 | bf16 | fp16 (autocast; quantizers stay fp32)
+  bool channels_last = false;       ///< NHWC weights and inputs
+  bool cudnn_benchmark = false;     ///< cuDNN autotuner (CUDA only)
   /// The schema of `[train]`.
   static qsdk::Schema<TrainOptions> schema();
 };

@@ -57,7 +57,11 @@ torch::Tensor classification_loss(const torch::Tensor& logits, const qsdk::Batch
 Trainer::Trainer(TrainerParts parts, TrainerSettings settings)
     : parts_(std::move(parts)), settings_(std::move(settings)) {
   if (!parts_.model) throw qsdk::Error(qsdk::ErrorCategory::runtime, "trainer", "no model");
-  parts_.model->to(torch::Device(settings_.device));
+  device_ = torch::Device(settings_.device);
+  // Parameters keep their identity, so the optimizer built on them follows;
+  // its state is created (or loaded by resume_from) on their device.
+  move_module(*parts_.model, device_, settings_.channels_last);
+  scaler_ = LossScaler(settings_.precision == Precision::fp16);
 }
 
 Trainer::~Trainer() { progress_.finish(); }
@@ -179,40 +183,51 @@ void Trainer::resume_from(const std::string& path, bool allow_nonfinite) {
 EvalResult Trainer::evaluate(int64_t max_batches) {
   EvalResult r;
   if (!parts_.eval_loader) return r;
-  const torch::Device device(settings_.device);
+  const torch::Device device = device_;
   parts_.model->eval();
   torch::NoGradGuard no_grad;
-  Meter loss;
-  int64_t c1 = 0, c5 = 0, n = 0, batches = 0;
+  // Sums stay on the device and are read once at the end (no synchronisation per batch).
+  const auto on_device = torch::TensorOptions().device(device);
+  torch::Tensor loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
+  torch::Tensor c1_t = torch::zeros({}, on_device.dtype(torch::kLong)), c5_t = torch::zeros({}, on_device.dtype(torch::kLong));
+  int64_t n = 0, batches = 0;
   parts_.eval_loader->start_epoch(0);
   const int64_t total = parts_.eval_loader->batches_per_epoch();
   const auto t0 = Clock::now();
   while (auto batch = parts_.eval_loader->next()) {
     if (max_batches > 0 && batches >= max_batches) break;
-    auto input = batch->input.to(device);
-    auto target = batch->target.to(device);
-    auto logits = parts_.model->forward(input);
+    auto input = batch_to_device(batch->input, device, settings_.channels_last);
+    auto target = batch_to_device(batch->target, device);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(device, settings_.precision);
+      logits = parts_.model->forward(input);
+    }
+    if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
     const int64_t bs = target.size(0);
-    loss.add(torch::nn::functional::cross_entropy(logits, target).item<double>(), bs);
-    c1 += topk_correct(logits, target, 1);
-    c5 += topk_correct(logits, target, 5);
+    loss_sum.add_(torch::nn::functional::cross_entropy(logits, target).to(torch::kDouble) * static_cast<double>(bs));
+    c1_t.add_(topk_correct_count(logits, target, 1));
+    c5_t.add_(topk_correct_count(logits, target, 5));
     n += bs;
     ++batches;
     progress_.update("eval " + std::to_string(batches) + "/" +
-                     std::to_string(max_batches > 0 ? std::min(max_batches, total) : total) + "  top-1 " +
-                     fmt_lr(100.0 * static_cast<double>(c1) / static_cast<double>(n)) + "  " +
+                     std::to_string(max_batches > 0 ? std::min(max_batches, total) : total) + "  " +
                      std::to_string(static_cast<int64_t>(static_cast<double>(n) / seconds_since(t0))) + " img/s");
   }
   progress_.finish();
+  const auto sums = read_scalars({loss_sum, c1_t, c5_t});
+  Meter loss;
+  if (n > 0) loss.add(sums[0] / static_cast<double>(n), n);
+  int64_t c1 = static_cast<int64_t>(sums[1]), c5 = static_cast<int64_t>(sums[2]);
   if (distributed()) {  // every rank evaluated its own shard: sum them
-    std::vector<double> sums{loss.mean() * static_cast<double>(loss.count()), static_cast<double>(c1),
-                             static_cast<double>(c5), static_cast<double>(n)};
-    all_reduce(sums);
-    c1 = static_cast<int64_t>(sums[1]);
-    c5 = static_cast<int64_t>(sums[2]);
-    n = static_cast<int64_t>(sums[3]);
+    std::vector<double> all{loss.mean() * static_cast<double>(loss.count()), static_cast<double>(c1),
+                            static_cast<double>(c5), static_cast<double>(n)};
+    all_reduce(all);
+    c1 = static_cast<int64_t>(all[1]);
+    c5 = static_cast<int64_t>(all[2]);
+    n = static_cast<int64_t>(all[3]);
     loss = Meter();
-    if (n > 0) loss.add(sums[0] / sums[3], n);
+    if (n > 0) loss.add(all[0] / all[3], n);
   }
   r.samples = n;
   r.loss = loss.mean();
@@ -222,23 +237,48 @@ EvalResult Trainer::evaluate(int64_t max_batches) {
 }
 
 void Trainer::train_epoch(int64_t epoch, int64_t iters) {
-  const torch::Device device(settings_.device);
+  const torch::Device device = device_;
   auto& model = *parts_.model;
   auto& opt = *parts_.optimizer;
   model.train();
   for (size_t i = 0; i < parts_.tricks.size(); ++i)
     call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->on_epoch_begin(epoch); });
   parts_.train_loader->start_epoch(epoch);
-  Meter loss_m, top1_m, top5_m, log_loss, log_top1;
+  // Loss, top-1/top-5 counts and a non-finite flag accumulate on the device and
+  // are read once per log interval and at the end of the epoch: a step has no
+  // host synchronisation (docs/training.md#devices-and-precision).
+  const auto on_device = torch::TensorOptions().device(device);
+  auto zero = [&](torch::ScalarType t) { return torch::zeros({}, on_device.dtype(t)); };
+  torch::Tensor ep_loss = zero(torch::kDouble), ep_c1 = zero(torch::kLong), ep_c5 = zero(torch::kLong);
+  torch::Tensor log_loss = zero(torch::kDouble), log_c1 = zero(torch::kLong), bad = zero(torch::kBool);
+  std::vector<torch::Tensor> params;
+  if (scaler_.enabled())
+    for (const auto& g : opt.groups()) params.push_back(g.param);
+  reset_peak_device_memory(device);
   const auto t0 = Clock::now();
   auto t_log = t0;
-  int64_t samples = 0, log_samples = 0, steps_done = 0;
+  int64_t samples = 0, log_samples = 0, steps_done = 0, counted = 0, log_counted = 0, skipped = 0;
+  int64_t log_first_iter = 0;
+  double wait_s = 0.0, log_wait_s = 0.0;
+  double shown_loss = std::nan(""), shown_top1 = std::nan("");  // the last values read, for the live line
+  // Throws when a step since the last read had a non-finite loss.
+  auto check_finite = [&](bool nonfinite, int64_t last_iter) {
+    if (!nonfinite) return;
+    throw qsdk::Error(qsdk::ErrorCategory::runtime,
+                      "epoch " + std::to_string(epoch) + " steps " + std::to_string(log_first_iter) + "-" +
+                          std::to_string(last_iter),
+                      "the training loss became non-finite (nan or inf)", "lower [optimizer] lr or add a warm-up");
+  };
   for (int64_t iter = 0; iter < iters; ++iter) {
+    const auto t_fetch = Clock::now();
     auto next = parts_.train_loader->next();
+    const double waited = seconds_since(t_fetch);
+    wait_s += waited;
+    log_wait_s += waited;
     if (!next) break;
     qsdk::Batch batch = std::move(*next);
-    batch.input = batch.input.to(device);
-    batch.target = batch.target.to(device);
+    batch.input = batch_to_device(batch.input, device, settings_.channels_last);
+    batch.target = batch_to_device(batch.target, device);
     const double lr = parts_.scheduler ? parts_.scheduler->lr(epoch, iter) : opt.groups().front().lr;
     opt.set_lr(lr);
     qsdk::StepInfo info;
@@ -246,9 +286,17 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     info.iter = iter;
     info.global_step = global_step_;
     info.lr = lr;
-    for (size_t i = 0; i < parts_.tricks.size(); ++i)
-      call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->transform_batch(batch, info); });
-    auto logits = model.forward(batch.input);
+    torch::Tensor logits;
+    {
+      // (mixed precision) Forward passes (a kd teacher's too) under autocast;
+      // quantizers compute in fp32 inside it (quant_layers.cpp); the loss and
+      // backward run outside, as with torch.autocast.
+      AutocastScope autocast(device, settings_.precision);
+      for (size_t i = 0; i < parts_.tricks.size(); ++i)
+        call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->transform_batch(batch, info); });
+      logits = model.forward(batch.input);
+    }
+    if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
     auto loss = classification_loss(logits, batch);
     for (size_t i = 0; i < parts_.tricks.size(); ++i)
       call_trick(parts_.trick_names[i], [&] { loss = parts_.tricks[i]->transform_loss(loss, logits, batch, info); });
@@ -259,12 +307,16 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     }
     opt.zero_grad();
     if (reducer_) reducer_->prepare();
-    loss.backward();
+    scaler_.scale_loss(loss).backward();
     if (reducer_) {
       reducer_->finish();  // gradients averaged over the ranks
       comm_seconds_ += reducer_->last_wait_seconds();
     }
-    opt.step();
+    // fp16: an overflow skips the step and lowers the scale (GradScaler's rule).
+    const bool finite_grads = scaler_.unscale_and_check(params);
+    if (finite_grads) opt.step();
+    scaler_.update(!finite_grads);
+    if (!finite_grads) ++skipped;
     ++global_step_;
     if (distributed()) {
       // Forward-updated state (BN running statistics, quantizer counters and
@@ -276,34 +328,49 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
     for (size_t i = 0; i < parts_.tricks.size(); ++i)
       call_trick(parts_.trick_names[i], [&] { parts_.tricks[i]->on_step_end(info); });
 
-    const double loss_v = loss.item<double>();
-    if (!std::isfinite(loss_v))
-      throw qsdk::Error(qsdk::ErrorCategory::runtime,
-                        "epoch " + std::to_string(epoch) + " step " + std::to_string(iter),
-                        "the training loss is " + std::to_string(loss_v), "lower [optimizer] lr or add a warm-up");
     const int64_t bs = batch.target.size(0);
-    const double top1 = 100.0 * static_cast<double>(topk_correct(logits.detach(), batch.target, 1)) / bs;
-    const double top5 = 100.0 * static_cast<double>(topk_correct(logits.detach(), batch.target, 5)) / bs;
-    loss_m.add(loss_v, bs);
-    top1_m.add(top1, bs);
-    top5_m.add(top5, bs);
-    log_loss.add(loss_v, bs);
-    log_top1.add(top1, bs);
+    if (finite_grads) {  // a skipped fp16 step's overflowing loss is not a training loss
+      torch::NoGradGuard no_grad;
+      const auto l = loss.detach().to(torch::kDouble);
+      bad.logical_or_(l.isfinite().logical_not());
+      const auto weighted = l * static_cast<double>(bs);
+      ep_loss.add_(weighted);
+      log_loss.add_(weighted);
+      const auto c1 = topk_correct_count(logits.detach(), batch.target, 1);
+      ep_c1.add_(c1);
+      log_c1.add_(c1);
+      ep_c5.add_(topk_correct_count(logits.detach(), batch.target, 5));
+      counted += bs;
+      log_counted += bs;
+    }
     samples += bs;
     log_samples += bs;
     ++steps_done;
 
+    const bool log_now = settings_.log_every > 0 && global_step_ % settings_.log_every == 0;
+    std::optional<int64_t> peak;
+    if (log_now) {
+      const auto v = read_scalars({log_loss, log_c1, bad});
+      check_finite(v[2] != 0.0, iter);
+      shown_loss = log_counted > 0 ? v[0] / static_cast<double>(log_counted) : std::nan("");
+      shown_top1 = log_counted > 0 ? 100.0 * v[1] / static_cast<double>(log_counted) : std::nan("");
+      peak = peak_device_memory(device);
+    }
     const double elapsed = seconds_since(t0);
     const double per_step = elapsed / static_cast<double>(iter + 1);
     const double remaining =
         per_step * static_cast<double>((iters - iter - 1) + (settings_.epochs - epoch - 1) * iters);
-    char line[256];
-    std::snprintf(line, sizeof(line), "epoch %lld/%lld  step %lld/%lld  loss %.4f  top-1 %.2f  lr %s  %.0f img/s  ETA %s",
+    char line[320];
+    std::snprintf(line, sizeof(line),
+                  "epoch %lld/%lld  step %lld/%lld  loss %.4f  top-1 %.2f  lr %s  %.0f img/s  data wait %.0f%%  "
+                  "mem %s  ETA %s",
                   static_cast<long long>(epoch + 1), static_cast<long long>(settings_.epochs),
-                  static_cast<long long>(iter + 1), static_cast<long long>(iters), loss_m.mean(), top1_m.mean(),
-                  fmt_lr(lr).c_str(), static_cast<double>(samples) / elapsed, format_duration(remaining).c_str());
+                  static_cast<long long>(iter + 1), static_cast<long long>(iters), shown_loss, shown_top1,
+                  fmt_lr(lr).c_str(), static_cast<double>(samples) / elapsed, 100.0 * wait_s / elapsed,
+                  format_peak_memory(log_now ? peak : peak_device_memory(device)).c_str(),
+                  format_duration(remaining).c_str());
     progress_.update(line);
-    if (settings_.log_every > 0 && global_step_ % settings_.log_every == 0) {
+    if (log_now) {
       const double dt = seconds_since(t_log);
       if (!progress_.live()) spdlog::info("{}", line);
       if (metrics_)
@@ -313,53 +380,80 @@ void Trainer::train_epoch(int64_t epoch, int64_t iters) {
                             .integer("iter", iter)
                             .integer("step", global_step_)
                             .num("lr", lr)
-                            .num("loss", log_loss.mean())
-                            .num("top1", log_top1.mean())
-                            .num("images_per_s", dt > 0 ? static_cast<double>(log_samples) / dt : 0.0));
-      log_loss.reset();
-      log_top1.reset();
+                            .num("loss", shown_loss)
+                            .num("top1", shown_top1)
+                            .num("images_per_s", dt > 0 ? static_cast<double>(log_samples) / dt : 0.0)
+                            .num("data_wait_frac", dt > 0 ? log_wait_s / dt : 0.0)
+                            .num("peak_mem_mb", peak ? static_cast<double>(*peak) / (1 << 20) : std::nan("")));
+      log_loss.zero_();
+      log_c1.zero_();
       log_samples = 0;
+      log_counted = 0;
+      log_wait_s = 0.0;
+      log_first_iter = iter + 1;
       t_log = Clock::now();
     }
   }
   progress_.finish();
   const double elapsed = seconds_since(t0);
   const int64_t steps = std::max<int64_t>(1, steps_done);
+  const auto ev = read_scalars({ep_loss, ep_c1, ep_c5, bad});
+  check_finite(ev[3] != 0.0, steps_done - 1);
+  Meter loss_m, top1_m, top5_m;
+  if (counted > 0) {
+    loss_m.add(ev[0] / static_cast<double>(counted), counted);
+    top1_m.add(100.0 * ev[1] / static_cast<double>(counted), counted);
+    top5_m.add(100.0 * ev[2] / static_cast<double>(counted), counted);
+  }
   if (distributed()) {  // epoch metrics over all ranks' samples
     std::vector<double> sums{loss_m.mean() * static_cast<double>(loss_m.count()),
                              top1_m.mean() * static_cast<double>(top1_m.count()),
-                             top5_m.mean() * static_cast<double>(top5_m.count()), static_cast<double>(samples)};
+                             top5_m.mean() * static_cast<double>(top5_m.count()), static_cast<double>(counted)};
     all_reduce(sums);
-    samples = static_cast<int64_t>(sums[3]);
+    counted = static_cast<int64_t>(sums[3]);
     loss_m = Meter();
     top1_m = Meter();
     top5_m = Meter();
-    if (samples > 0) {
-      loss_m.add(sums[0] / sums[3], samples);
-      top1_m.add(sums[1] / sums[3], samples);
-      top5_m.add(sums[2] / sums[3], samples);
+    if (counted > 0) {
+      loss_m.add(sums[0] / sums[3], counted);
+      top1_m.add(sums[1] / sums[3], counted);
+      top5_m.add(sums[2] / sums[3], counted);
     }
+    std::vector<double> total{static_cast<double>(samples)};
+    all_reduce(total);
+    samples = static_cast<int64_t>(total[0]);
   }
-  spdlog::info("epoch {}/{} train: loss {:.4f} top-1 {:.2f} top-5 {:.2f} lr {} ({:.0f} img/s, {}){}", epoch + 1,
-               settings_.epochs, loss_m.mean(), top1_m.mean(), top5_m.mean(), fmt_lr(opt.current_lr()),
-               static_cast<double>(samples) / elapsed, format_duration(elapsed),
+  const auto peak = peak_device_memory(device);
+  spdlog::info("epoch {}/{} train: loss {:.4f} top-1 {:.2f} top-5 {:.2f} lr {} ({:.0f} img/s, data wait {:.0f}%, "
+               "peak memory {}, {}){}{}",
+               epoch + 1, settings_.epochs, loss_m.mean(), top1_m.mean(), top5_m.mean(), fmt_lr(opt.current_lr()),
+               static_cast<double>(samples) / elapsed, 100.0 * wait_s / elapsed, format_peak_memory(peak),
+               format_duration(elapsed),
                distributed() ? " all-reduce wait " + fmt_lr(1000.0 * comm_seconds_ / static_cast<double>(steps)) +
                                    " ms/step"
-                             : std::string());
-  if (metrics_)
-    metrics_->write(JsonRecord()
-                        .str("kind", "train_epoch")
-                        .integer("epoch", epoch)
-                        .integer("step", global_step_)
-                        .integer("steps", steps_done)
-                        .integer("epoch_batches", parts_.train_loader->batches_per_epoch())
-                        .num("lr", opt.current_lr())
-                        .num("loss", loss_m.mean())
-                        .num("top1", top1_m.mean())
-                        .num("top5", top5_m.mean())
-                        .num("images_per_s", static_cast<double>(samples) / elapsed)
-                        .num("allreduce_wait_ms_per_step", 1000.0 * comm_seconds_ / static_cast<double>(steps))
-                        .num("seconds", elapsed));
+                             : std::string(),
+               scaler_.enabled() ? " fp16 loss scale " + fmt_lr(scaler_.scale()) + ", " + std::to_string(skipped) +
+                                       " steps skipped for overflow"
+                                 : std::string());
+  if (metrics_) {
+    JsonRecord rec;
+    rec.str("kind", "train_epoch")
+        .integer("epoch", epoch)
+        .integer("step", global_step_)
+        .integer("steps", steps_done)
+        .integer("epoch_batches", parts_.train_loader->batches_per_epoch())
+        .num("lr", opt.current_lr())
+        .num("loss", loss_m.mean())
+        .num("top1", top1_m.mean())
+        .num("top5", top5_m.mean())
+        .num("images_per_s", static_cast<double>(samples) / elapsed)
+        .num("allreduce_wait_ms_per_step", 1000.0 * comm_seconds_ / static_cast<double>(steps))
+        .num("data_wait_frac", elapsed > 0 ? wait_s / elapsed : 0.0)
+        .num("peak_mem_mb", peak ? static_cast<double>(*peak) / (1 << 20) : std::nan(""))
+        .num("seconds", elapsed);
+    if (scaler_.enabled()) rec.num("loss_scale", scaler_.scale()).integer("skipped_steps", skipped);
+    metrics_->write(rec);
+  }
   comm_seconds_ = 0.0;
 }
 

@@ -4,6 +4,7 @@
 
 #include "checkpoint.hpp"
 #include "data_loader.hpp"
+#include "device.hpp"
 #include "metrics.hpp"
 #include "optimizer.hpp"
 #include "run_folder.hpp"
@@ -46,7 +47,9 @@ struct TrainerSettings {
   int64_t log_every = 50;           ///< a metrics.jsonl line every N steps (0 = none)
   int64_t max_eval_batches = 0;     ///< 0 = whole evaluation set
   bool smoke = false;               ///< two steps, two eval batches, one epoch
-  std::string device = "cpu";       ///< "cpu" or "cuda"
+  std::string device = "cpu";       ///< a resolved device: "cpu", "cuda:0", ... (resolve_device)
+  Precision precision = Precision::fp32;  ///< autocast precision of forward passes (docs/training.md#devices-and-precision)
+  bool channels_last = false;       ///< NHWC weights and input batches
   std::string resolved_toml;        ///< stored in every checkpoint
   std::optional<RunFolder> folder;  ///< where files go; nullopt = write nothing
   /// Test hook: return after this many epochs are done and saved, as if the
@@ -118,6 +121,8 @@ class Trainer {
 
   TrainerParts parts_;
   TrainerSettings settings_;
+  torch::Device device_{torch::kCPU};  // settings_.device, parsed
+  LossScaler scaler_{false};           // fp16 dynamic loss scaling (disabled otherwise)
   std::unique_ptr<MetricsLog> metrics_;
   std::string metrics_seed_;
   ProgressLine progress_;

@@ -177,7 +177,10 @@ TEST(Cli, CheckGoodExperiment) {
   EXPECT_TRUE(has(r.out, "# Resolved by qhost 0.1.0 from " + kData + "/good.toml")) << r.out;
   EXPECT_TRUE(has(r.out, "\n[experiment]\n")) << r.out;
   EXPECT_TRUE(has(r.out, "name = \"good\"\n")) << r.out;
-  EXPECT_TRUE(has(r.out, "\n[train]\nepochs = 3\n")) << r.out;
+  // (keys in name order: the device options channels_last and cudnn_benchmark come first)
+  EXPECT_TRUE(has(r.out, "\n[train]\nchannels_last = false\ncudnn_benchmark = false\nepochs = 3\n")) << r.out;
+  EXPECT_TRUE(has(r.out, "\nprecision = \"fp32\"\n")) << r.out;
+  EXPECT_TRUE(has(r.out, "\ndevice = \"auto\"\n")) << r.out;
   EXPECT_TRUE(has(r.out, "\n[[quant.override]]\nweight = \"none\"\n")) << r.out;
 }
 

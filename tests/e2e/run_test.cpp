@@ -1,6 +1,7 @@
 // `qhost run` end to end on a tiny synthetic experiment: run-folder files,
 // exact resume (bitwise on CPU), `qhost eval` of a checkpoint, smoke runs.
 #include "checkpoint.hpp"
+#include "device.hpp"
 #include "run_qhost.hpp"
 
 #include <gtest/gtest.h>
@@ -58,6 +59,12 @@ TEST(E2E, RunWritesEveryRunFolderFile) {
     return n;
   };
   EXPECT_EQ(count("\"kind\": \"step\""), 4u) << metrics;
+  // (device) throughput, data wait and peak device memory (null on the CPU) in step and epoch records.
+  EXPECT_EQ(count("\"data_wait_frac\": "), 6u) << metrics;
+  EXPECT_EQ(count("\"peak_mem_mb\": null"), 6u) << metrics;
+  EXPECT_NE(read_text(dir + "/log.txt").find("threads) ([experiment] device = \"auto\"), precision fp32"),
+            std::string::npos);
+  EXPECT_NE(read_text(dir + "/log.txt").find("device: cpu ("), std::string::npos);
   EXPECT_EQ(count("\"kind\": \"train_epoch\""), 2u) << metrics;
   EXPECT_EQ(count("\"kind\": \"eval\""), 2u) << metrics;
   // The checkpoint: 2 epochs, 8 steps, the resolved config, the metric history, SGD momentum.
@@ -166,4 +173,26 @@ TEST(E2E, SmokeRunsTwoStepsAndInitFromAnotherRun) {
   ASSERT_EQ(b.code, 0) << b.output;
   EXPECT_NE(read_text(dst + "/log.txt").find("init_from"), std::string::npos);
   EXPECT_NE(read_text(dst + "/log.txt").find("0 missing"), std::string::npos) << read_text(dst + "/log.txt");
+}
+
+TEST(E2E, Bf16ChannelsLastRunsOnTheCpuAndCudaIsRefusedAtCheckTime) {
+  const auto dir = fresh_dir("bf16");
+  auto r = run_qhost("run " + tiny() + " --out " + dir +
+                     " --smoke --set train.precision=bf16 --set train.channels_last=true --set experiment.device=cpu");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto log = read_text(dir + "/log.txt");
+  EXPECT_NE(log.find("threads) ([experiment] device = \"cpu\"), precision bf16, channels_last"), std::string::npos)
+      << log;
+  EXPECT_NE(read_text(dir + "/resolved.toml").find("precision = \"bf16\""), std::string::npos);
+  EXPECT_EQ(read_checkpoint(dir + "/last.h5").meta.step, 2);
+  if (qhost::built_with_cuda()) GTEST_SKIP() << "CUDA build: the cuda refusal is for CPU-only builds";
+  auto c = run_qhost("check " + tiny() + " --set experiment.device=cuda:1");
+  EXPECT_EQ(c.code, 2) << c.output;
+  EXPECT_NE(c.output.find("experiment.device: \"cuda:1\" needs CUDA, but this qhost was built against a CPU-only "
+                          "LibTorch (hint: set [experiment] device = \"auto\" or \"cpu\""),
+            std::string::npos)
+      << c.output;
+  auto f = run_qhost("check " + tiny() + " --set train.precision=fp16");
+  EXPECT_EQ(f.code, 2) << f.output;
+  EXPECT_NE(f.output.find("train.precision: fp16 mixed precision needs a CUDA device"), std::string::npos) << f.output;
 }

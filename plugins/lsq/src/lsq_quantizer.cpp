@@ -76,9 +76,11 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
   /// gradient (its term is round(0) / n - 0 = 0), and the warm-up's max |x| does
   /// not see zeros. STE-scale counts the elements inside the range and var-mean
   /// standardises, so padding changes those; full range maps 0 to a level +-s/n.
+  /// Off the CPU it answers false (both orders are exact; this one needs no read).
   bool commutes_with_zero_padding() const override {
     if (!setup_.half_range || common_.grad_type == "STE-scale" || common_.adaptive == "var-mean") return false;
-    return clip_val_.detach().ne(0).all().item<bool>();
+    // On a GPU this would read the clip every forward: pad first there instead.
+    return qc::all_on_cpu(clip_val_, [](float c) { return c != 0.f; });
   }
 
   torch::Tensor levels() const override {

@@ -68,7 +68,8 @@ class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAwar
   /// inputs >= alpha do), and the warm-up's max |x| does not see zeros.
   bool commutes_with_zero_padding() const override {
     if (setup_.target != qsdk::QuantTarget::activation) return false;
-    return clip_val_.detach().gt(0).all().item<bool>();
+    // On a GPU this would read alpha every forward: pad first there instead.
+    return qc::all_on_cpu(clip_val_, [](float a) { return a > 0.f; });
   }
 
   torch::Tensor levels() const override {

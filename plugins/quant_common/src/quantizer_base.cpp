@@ -15,6 +15,9 @@ QuantizerBase::QuantizerBase(const CommonOptions& options, const qsdk::Quantizer
     : common_(options), setup_(make_setup(options, ctx)) {
   iteration_ = register_buffer("iteration", torch::zeros({1}));
   level_num_ = register_buffer("level_num", torch::full({1}, static_cast<float>(setup_.levels)));
+  // The values just written: not even the first forward reads them back.
+  iteration_host_.updated(iteration_, 0.0);
+  level_num_host_.updated(level_num_, static_cast<double>(static_cast<float>(setup_.levels)));
   if (options.gamma) {
     std::vector<int64_t> shape = {setup_.groups, 1, 1, 1};
     if (ctx.target == qsdk::QuantTarget::output) shape = {1, setup_.groups, 1, 1};
@@ -53,12 +56,15 @@ at::Tensor QuantizerBase::standardize(const at::Tensor& w) const {
 
 bool QuantizerBase::advance_counter() {
   torch::NoGradGuard no_grad;
+  // The counter is float32: the host copy rounds as the buffer does.
+  const double next = static_cast<double>(static_cast<float>(iteration_host_.get(iteration_) + 1.0));
   iteration_.add_(1);
+  iteration_host_.updated(iteration_, next);
   return in_warmup();
 }
 
 bool QuantizerBase::in_warmup() const {
-  return iteration_.item<double>() <= static_cast<double>(common_.stable);
+  return iteration_host_.get(iteration_) <= static_cast<double>(common_.stable);
 }
 
 void QuantizerBase::warmup_clip(at::Tensor& clip, const at::Tensor& x) const {
@@ -83,7 +89,16 @@ at::Tensor QuantizerBase::apply_gamma(const at::Tensor& y) const {
   return y * gamma_;
 }
 
-double QuantizerBase::level_steps() const { return level_num_.item<double>() - 1.0; }
+double QuantizerBase::level_steps() const { return level_num_host_.get(level_num_) - 1.0; }
+
+bool all_on_cpu(const at::Tensor& t, bool (*pred)(float)) {
+  if (!t.defined() || !t.device().is_cpu()) return false;
+  const at::Tensor c = t.detach().to(at::kFloat).contiguous();
+  const float* p = c.data_ptr<float>();
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!pred(p[i])) return false;
+  return true;
+}
 
 void QuantizerBase::require_target(std::initializer_list<qsdk::QuantTarget> allowed,
                                    const std::string& method) const {

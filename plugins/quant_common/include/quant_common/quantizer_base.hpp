@@ -10,6 +10,45 @@
 
 namespace qplug_quant_common {
 
+/// A host copy of a one-element state tensor (a counter, level_num) that its
+/// quantizer updates itself, so reading it each forward needs no device
+/// synchronisation. The tensor is read (one synchronisation) only the first
+/// time and after something else wrote to it (a checkpoint load, a
+/// data-parallel broadcast), which its version counter shows.
+class HostMirror {
+ public:
+  /// The tensor's value, from the host copy while it is current.
+  double get(const at::Tensor& t) {
+    if (!current(t)) {
+      value_ = t.item<double>();
+      remember(t);
+    }
+    return value_;
+  }
+  /// Records `value` as the tensor's value after the owner's own in-place update.
+  void updated(const at::Tensor& t, double value) {
+    value_ = value;
+    remember(t);
+  }
+
+ private:
+  bool current(const at::Tensor& t) const {
+    return impl_ == t.unsafeGetTensorImpl() && version_ == static_cast<int64_t>(t._version());
+  }
+  void remember(const at::Tensor& t) {
+    impl_ = t.unsafeGetTensorImpl();
+    version_ = static_cast<int64_t>(t._version());
+  }
+  double value_ = 0.0;
+  const void* impl_ = nullptr;
+  int64_t version_ = -1;
+};
+
+/// True when `t` is on the CPU and every value satisfies `pred`; false on any
+/// other device without reading it (the caller then takes its always-correct
+/// path: a device read would synchronise every forward).
+bool all_on_cpu(const at::Tensor& t, bool (*pred)(float));
+
 /// Base of the quantizer modules: registers the `iteration` and `level_num`
 /// buffers (shape [1]) and, with `gamma`, the learnable `gamma` parameter.
 class QuantizerBase : public qsdk::QuantizerImpl {
@@ -77,6 +116,8 @@ class QuantizerBase : public qsdk::QuantizerImpl {
   QuantSetup setup_;
   at::Tensor iteration_;
   at::Tensor level_num_;
+  mutable HostMirror iteration_host_;  // iteration_ without a device read per forward
+  mutable HostMirror level_num_host_;  // level_num_ likewise
   at::Tensor gamma_;
 };
 
