@@ -71,7 +71,7 @@ function(qtool_add_plugin name)
              COMMAND qhost check-plugin $<TARGET_FILE:${target}>)
     if(ARG_EXAMPLE)
       add_test(NAME plugin.${name}.example
-               COMMAND qhost run ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_EXAMPLE} --smoke
+               COMMAND qhost run ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_EXAMPLE} --smoke --overwrite
                        --out ${CMAKE_CURRENT_BINARY_DIR}/example-run)
     endif()
   endif()
