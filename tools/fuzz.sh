@@ -4,8 +4,8 @@
 # or out-of-memory fails. The targets are LibTorch-free: each links only the
 # parser it exercises.
 #   tools/fuzz.sh [--seconds N] [--build-only] [--out DIR] [TARGET...]
-# TARGET: config (TOML experiment loading), plugin_stamp (ELF stamp reader);
-# default: all. Needs clang-14 and libclang-rt-14-dev (tools/install-deps.sh).
+# TARGET: config (TOML experiment loading), plugin_stamp (ELF stamp reader),
+# idx (IDX reader, raw and gzip), image (JPEG / PNG decoders); default: all. Needs clang-14 and libclang-rt-14-dev (tools/install-deps.sh).
 # A crash leaves its input as DIR/<target>/crash-*: rerun it with
 #   DIR/<target>/<target>_fuzz DIR/<target>/crash-...
 set -euo pipefail
@@ -24,24 +24,36 @@ while [[ $# -gt 0 ]]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[[ ${#targets[@]} -gt 0 ]] || targets=(config plugin_stamp)
+[[ ${#targets[@]} -gt 0 ]] || targets=(config plugin_stamp idx image)
 cxx=${CXX_FUZZ:-clang++-14}
 command -v "$cxx" >/dev/null || { echo "fuzz.sh: $cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$root/host/src" -I"$root/sdk/include")
+       -I"$root/host/src" -I"$root/sdk/include" -I"$root/datasets/transforms_common/src" -I"$root/datasets/idx/src")
 # Sources and seed folders of each target.
 sources_of() {
   case "$1" in
     config) echo "tests/fuzz/config_fuzz.cpp host/src/config.cpp host/src/config_writer.cpp host/src/sections.cpp
                   host/src/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp" ;;
     plugin_stamp) echo "tests/fuzz/plugin_stamp_fuzz.cpp host/src/plugin_stamp.cpp sdk/src/error.cpp" ;;
-    *) echo "fuzz.sh: unknown target '$1' (config, plugin_stamp)" >&2; return 2 ;;
+    idx) echo "tests/fuzz/idx_fuzz.cpp datasets/idx/src/idx_file.cpp datasets/transforms_common/src/qdata/file_io.cpp
+               sdk/src/error.cpp -lz" ;;
+    image) echo "tests/fuzz/image_fuzz.cpp datasets/transforms_common/src/qdata/image_decode.cpp
+                 datasets/transforms_common/src/qdata/jpeg_decode.cpp datasets/transforms_common/src/qdata/png_decode.cpp
+                 sdk/src/error.cpp -ljpeg -lpng" ;;
+    *) echo "fuzz.sh: unknown target '$1' (config, plugin_stamp, idx, image)" >&2; return 2 ;;
   esac
 }
 seeds_of() {
   case "$1" in
     config) echo "$root/tests/cli/data $root/experiments" ;;
+    idx)  # Fashion-MNIST's test labels (gzip) when installed
+      local d=/usr/share/datasets/fashion-mnist
+      if [[ -f $d/t10k-labels-idx1-ubyte.gz ]]; then
+        mkdir -p "$out/idx/seeds" && cp "$d/t10k-labels-idx1-ubyte.gz" "$out/idx/seeds/"
+        echo "$out/idx/seeds"
+      fi ;;
+    image) echo "$root/tests/fuzz/seeds/image" ;;
     plugin_stamp)  # a few real plugins when a build tree has them, else the fuzzer starts from nothing
       local d="$root/build/plugins"
       if compgen -G "$d/libqplug_*.so" >/dev/null; then
