@@ -410,38 +410,63 @@ void refuse_checkpoint_plugins(const std::string& stored_toml, const Config& con
                         "put the plugin on your own --plugin-path and --set plugins.path=[]");
 }
 
-int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options) {
-  const auto meta = read_checkpoint_meta(options.checkpoint);
-  if (meta.resolved_toml.empty() && options.config_file.empty())
-    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, options.checkpoint + ":/meta/resolved_toml",
+namespace {
+
+// The configuration a checkpoint is rebuilt from, validated: `config_file`
+// (--config: the user's own) or the one stored in the checkpoint (its author's:
+// plugin paths it names are refused unless trusted), with --synthetic applied.
+// Sets the experiment's threads, denormal mode and seed.
+Config checkpoint_config(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
+                         const CheckpointMeta& meta, const std::string& config_file,
+                         const std::vector<std::string>& overrides, bool trust_plugins, bool synthetic,
+                         const std::string& no_config_hint) {
+  if (meta.resolved_toml.empty() && config_file.empty())
+    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
                       "the checkpoint holds no configuration to rebuild the model from (e.g. weights converted by "
                       "tools/torch2h5.py)",
-                      "name the experiment that describes its model, quantizers and data: qhost eval " +
-                          options.checkpoint + " --config EXPERIMENT.toml");
-  // --config: the experiment describes everything but the weights; else the
-  // checkpoint's own resolved configuration.
-  auto config = options.config_file.empty()
-                    ? Config::from_string(meta.resolved_toml, options.checkpoint + ":/meta/resolved_toml",
-                                          options.overrides)
-                    : Config::load(options.config_file, options.overrides);
-  // The user's own --config is theirs to trust; the stored one is the checkpoint author's.
-  if (options.config_file.empty() && !options.trust_checkpoint_plugins)
-    refuse_checkpoint_plugins(meta.resolved_toml, config, options.checkpoint, loader.search_path());
-  if (options.synthetic) config.use_synthetic_data();
+                      no_config_hint);
+  auto config = config_file.empty()
+                    ? Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", overrides)
+                    : Config::load(config_file, overrides);
+  if (config_file.empty() && !trust_plugins)
+    refuse_checkpoint_plugins(meta.resolved_toml, config, checkpoint, loader.search_path());
+  if (synthetic) config.use_synthetic_data();
   config.validate(registry, loader);
-  if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);
   const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   set_threads(exp.threads);
   set_flush_denormal(exp.flush_denormal);
   torch::manual_seed(static_cast<uint64_t>(exp.seed));
-  Built b = build(config, registry, false, false, DistEnv(), options.allow_nonfinite);
+  return config;
+}
+
+// The experiment of `config` built for evaluation with the checkpoint's weights
+// loaded strictly (entries checked against the model before any data is read),
+// quantizers first brought to the checkpoint's epoch of its [[schedule]].
+Built build_with_weights(const Config& config, Registry& registry, const std::string& checkpoint,
+                         const CheckpointMeta& meta, bool allow_nonfinite) {
+  Built b = build(config, registry, false, false, DistEnv(), allow_nonfinite);
   if (b.parts.schedule) b.parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
   CheckpointReadOptions ro;
-  ro.model = b.parts.model.get();  // entries checked against the model before any data is read
+  ro.model = b.parts.model.get();
   ro.read_optimizer = false;
-  ro.allow_nonfinite = options.allow_nonfinite;
-  auto data = read_checkpoint(options.checkpoint, ro);
-  load_module_state(*b.parts.model, data.model, options.checkpoint);
+  ro.allow_nonfinite = allow_nonfinite;
+  auto data = read_checkpoint(checkpoint, ro);
+  load_module_state(*b.parts.model, data.model, checkpoint);
+  return b;
+}
+
+}  // namespace
+
+int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions& options) {
+  const auto meta = read_checkpoint_meta(options.checkpoint);
+  const Config config = checkpoint_config(
+      registry, loader, options.checkpoint, meta, options.config_file, options.overrides,
+      options.trust_checkpoint_plugins, options.synthetic,
+      "name the experiment that describes its model, quantizers and data: qhost eval " + options.checkpoint +
+          " --config EXPERIMENT.toml");
+  if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);
+  Built b = build_with_weights(config, registry, options.checkpoint, meta, options.allow_nonfinite);
+  const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   TrainerSettings ts;
   const auto train = section_options<TrainOptions>(config.root(), "train");
   ts.device = check_device(exp.device, train);
@@ -461,26 +486,10 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
 CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
                                       const CheckpointModelOptions& options) {
   const auto meta = read_checkpoint_meta(checkpoint);
-  if (meta.resolved_toml.empty())
-    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/resolved_toml",
-                      "the checkpoint holds no configuration to rebuild the model from");
-  auto config = Config::from_string(meta.resolved_toml, checkpoint + ":/meta/resolved_toml", options.overrides);
-  // As for `qhost eval`: the stored configuration is the checkpoint author's.
-  if (!options.trust_checkpoint_plugins)
-    refuse_checkpoint_plugins(meta.resolved_toml, config, checkpoint, loader.search_path());
-  if (options.synthetic) config.use_synthetic_data();
-  config.validate(registry, loader);
-  const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
-  set_threads(exp.threads);
-  set_flush_denormal(exp.flush_denormal);
-  torch::manual_seed(static_cast<uint64_t>(exp.seed));
-  auto b = std::make_shared<Built>(build(config, registry, false, false));
-  if (b->parts.schedule) b->parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
-  CheckpointReadOptions ro;
-  ro.model = b->parts.model.get();  // entries checked against the model before any data is read
-  ro.read_optimizer = false;
-  auto data = read_checkpoint(checkpoint, ro);
-  load_module_state(*b->parts.model, data.model, checkpoint);
+  const Config config = checkpoint_config(registry, loader, checkpoint, meta, "", options.overrides,
+                                          options.trust_checkpoint_plugins, options.synthetic,
+                                          "export a checkpoint written by qhost run");
+  auto b = std::make_shared<Built>(build_with_weights(config, registry, checkpoint, meta, false));
   b->parts.model->eval();
   CheckpointModel m;
   m.model = b->parts.model;
