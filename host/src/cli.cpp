@@ -327,17 +327,24 @@ int cli_main(int argc, char** argv) {
       "synthetic", po::bool_switch(&eo.synthetic), "random data of the same sample shape and class count")(
       "trust-checkpoint-plugins", po::bool_switch(&eo.trust_checkpoint_plugins),
       "load plugin paths named by the checkpoint's stored configuration (they run code: trusted files only)")(
-      "allow-nonfinite", po::bool_switch(&eo.allow_nonfinite), "evaluate parameters holding NaN/inf (debugging)");
+      "allow-nonfinite", po::bool_switch(&eo.allow_nonfinite), "evaluate parameters holding NaN/inf (debugging)")(
+      "max-batches", po::value<int64_t>(&eo.max_batches)->default_value(0),
+      "evaluate only the first N batches of the evaluation set (data.eval_batch_size samples each; 0 = all)")(
+      "dump-logits", po::value<std::string>(&eo.dump_logits),
+      "also write the logits as FILE.npy (float32 [samples, classes], in the evaluation set's order)");
   pos.add("checkpoint", 1);
   if (help)
     return print_help(command,
                       "CHECKPOINT.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic] "
-                      "[--trust-checkpoint-plugins] [--allow-nonfinite]",
+                      "[--trust-checkpoint-plugins] [--allow-nonfinite] [--max-batches N] [--dump-logits FILE.npy]",
                       opts,
                       globals),
            0;
   auto cvm = parse_command(command, args, opts, pos);
   require(cvm, command, "checkpoint", "checkpoint file");
+  if (eo.max_batches < 0)
+    throw qsdk::Error(ErrorCategory::usage, "--max-batches", std::to_string(eo.max_batches) + " is negative",
+                      "use --max-batches N with N >= 1, or 0 for the whole evaluation set");
   eo.overrides = overrides;
   int rc = eval_checkpoint(registry, loader, eo);
   flush_logs();

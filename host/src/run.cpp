@@ -21,6 +21,7 @@
 #include "quant_rebuild.hpp"
 #include "registry.hpp"
 #include "run_checks.hpp"
+#include "onnx_export.hpp"
 #include "run_folder.hpp"
 #include "sections.hpp"
 #include "sync_batch_norm.hpp"
@@ -474,8 +475,15 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   ts.channels_last = train.channels_last;
   Trainer trainer(std::move(b.parts), ts);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto r = trainer.evaluate();
+  std::vector<torch::Tensor> logits;
+  const auto r = trainer.evaluate(options.max_batches, options.dump_logits.empty() ? nullptr : &logits);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!options.dump_logits.empty()) {
+    // In the evaluation set's order (the eval loader never shuffles), so row i
+    // is sample i: what another runtime's predictions are compared against.
+    write_npy(options.dump_logits, logits.empty() ? torch::empty({0, 0}) : torch::cat(logits));
+    spdlog::info("eval: logits of {} samples written to {}", r.samples, options.dump_logits);
+  }
   spdlog::info("eval {} (epoch {}, step {}): loss {:.4f} top-1 {:.2f} top-5 {:.2f} on {} samples in {}",
                options.checkpoint, meta.epoch, meta.step, r.loss, r.top1, r.top5, r.samples, format_duration(seconds));
   std::printf("top1 %.4f\ntop5 %.4f\nloss %.6f\nsamples %lld\n", r.top1, r.top5, r.loss,

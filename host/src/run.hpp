@@ -37,6 +37,8 @@ struct EvalOptions {
   bool synthetic = false;               ///< --synthetic: random data of the same shape (Config::use_synthetic_data)
   bool trust_checkpoint_plugins = false;  ///< --trust-checkpoint-plugins: load plugin paths its config names
   bool allow_nonfinite = false;           ///< --allow-nonfinite: evaluate parameters holding NaN/inf
+  int64_t max_batches = 0;                ///< --max-batches: only the first N evaluation batches (0 = all)
+  std::string dump_logits;                ///< --dump-logits: write the logits [samples, classes] as float32 .npy
 };
 
 /// Throws qsdk::Error(checkpoint) when `config` (a checkpoint's stored

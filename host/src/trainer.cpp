@@ -180,7 +180,7 @@ void Trainer::resume_from(const std::string& path, bool allow_nonfinite) {
                best_top1_);
 }
 
-EvalResult Trainer::evaluate(int64_t max_batches) {
+EvalResult Trainer::evaluate(int64_t max_batches, std::vector<torch::Tensor>* logits_out) {
   EvalResult r;
   if (!parts_.eval_loader) return r;
   const torch::Device device = device_;
@@ -204,6 +204,7 @@ EvalResult Trainer::evaluate(int64_t max_batches) {
       logits = parts_.model->forward(input);
     }
     if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
+    if (logits_out) logits_out->push_back(logits.detach().to(torch::kCPU).contiguous());
     const int64_t bs = target.size(0);
     loss_sum.add_(torch::nn::functional::cross_entropy(logits, target).to(torch::kDouble) * static_cast<double>(bs));
     c1_t.add_(topk_correct_count(logits, target, 1));

@@ -94,8 +94,11 @@ class Trainer {
   void resume_from(const std::string& path, bool allow_nonfinite = false);
   /// Runs the remaining epochs; returns the last evaluation (if any).
   std::optional<EvalResult> fit();
-  /// Evaluates on the evaluation loader (model in eval mode, no gradients).
-  EvalResult evaluate(int64_t max_batches = 0);
+  /// Evaluates on the evaluation loader (model in eval mode, no gradients):
+  /// its first `max_batches` batches (0 = all). When `logits` is given, each
+  /// batch's float32 logits (on the CPU, in the loader's order) are appended to
+  /// it (`qhost eval --dump-logits`).
+  EvalResult evaluate(int64_t max_batches = 0, std::vector<torch::Tensor>* logits = nullptr);
 
   /// Epochs completed.
   int64_t epoch() const { return epoch_; }

@@ -18,3 +18,8 @@ foreach(_kd_step_plugin qplug_resnet qplug_lsq qplug_kd)
     add_dependencies(kd_step ${_kd_step_plugin})
   endif()
 endforeach()
+
+# The fake-quantized forward that tools/bench/export_ort.sh times against ONNX
+# Runtime (the exported model). Run: tools/bench/export_ort.sh <build>
+add_executable(fakequant_forward ${CMAKE_CURRENT_LIST_DIR}/fakequant_forward.cpp)
+target_link_libraries(fakequant_forward PRIVATE qhost_core)
