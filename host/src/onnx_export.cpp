@@ -8,8 +8,11 @@
 // becomes a float constant remembered with its integer codes and scale (written
 // as DequantizeLinear of int8 codes), an activation becomes
 // aten::fake_quantize_per_{tensor,channel}_affine (written as Clip +
-// QuantizeLinear + DequantizeLinear). Nothing is folded: BatchNormalization
-// stays a node, so the integer weights are exactly the quantizer's codes.
+// QuantizeLinear + DequantizeLinear). Quantizers with learned, unequally
+// spaced levels (qsdk::LevelExportable) become a Gather of a level table by
+// uint8 codes (weights) and a chain of comparisons and Where nodes (activations).
+// Nothing is folded: BatchNormalization stays a node, so the integer weights
+// are exactly the quantizer's codes.
 #include "onnx_export.hpp"
 
 #include "../onnx/onnx_writer.hpp"
@@ -50,10 +53,20 @@ using torch::jit::Value;
 /// and the integer form it came from.
 struct QuantizedWeight {
   std::string path;     ///< layer module path
-  torch::Tensor codes;  ///< int8 / int32, the layer's weight shape
-  torch::Tensor scale;  ///< float32, [1] or [shape[axis]]
+  torch::Tensor codes;  ///< int8 / int32 (affine) or uint8 level indices, the layer's weight shape
+  torch::Tensor scale;  ///< affine: float32, [1] or [shape[axis]]
   int64_t axis = 0;
+  torch::Tensor levels;  ///< level table: float32 [L] or [shape[axis], L]; undefined for the affine form
 };
+
+/// Index of each weight element into its level table flattened ([L] or [n * L]).
+torch::Tensor flat_level_index(const QuantizedWeight& q) {
+  torch::Tensor idx = q.codes.to(torch::kLong);
+  if (q.levels.dim() == 1) return idx;
+  std::vector<int64_t> bshape(static_cast<size_t>(q.codes.dim()), 1);
+  bshape[static_cast<size_t>(q.axis)] = q.levels.size(0);
+  return idx + (torch::arange(q.levels.size(0), torch::kLong) * q.levels.size(1)).reshape(bshape);
+}
 
 /// An activation/output quantizer's integer form, by (path, target).
 struct QuantizedValue {
@@ -93,6 +106,7 @@ class Hooks : public ExportHooks {
     TracePause pause;
     torch::NoGradGuard no_grad;
     const torch::Tensor w = weight().detach();
+    if (const auto* levels = level_form(quantizer)) return level_weight(path, *levels, w, shape);
     auto* exportable = exportable_of(path, qsdk::QuantTarget::weight, quantizer);
     const qsdk::WeightExport e =
         call(path, qsdk::QuantTarget::weight, [&] { return exportable->export_weight(w); });
@@ -122,6 +136,7 @@ class Hooks : public ExportHooks {
 
   torch::Tensor activation(const std::string& path, qsdk::QuantTarget target, qsdk::QuantizerImpl& quantizer,
                            const torch::Tensor& x, int64_t axis) override {
+    if (const auto* levels = level_form(quantizer)) return level_activation(path, target, *levels, x, axis);
     qsdk::ActivationExport e;
     {
       TracePause pause;
@@ -144,14 +159,88 @@ class Hooks : public ExportHooks {
                                                 axis, e.qmin, e.qmax);
   }
 
+  bool pads_first(qsdk::QuantizerImpl& quantizer) const override { return level_form(quantizer) != nullptr; }
+
   const QuantizedWeight* find_weight(const torch::Tensor& t) const {
     auto it = weights_.find(t.unsafeGetTensorImpl());
     return it == weights_.end() ? nullptr : &it->second;
   }
   const std::vector<QuantizedValue>& values() const { return values_; }
   size_t weight_count() const { return weights_.size(); }
+  int64_t level_activation_count() const { return level_activations_; }
 
  private:
+  /// The quantizer's level form when it deploys through one.
+  static const qsdk::LevelExportable* level_form(qsdk::QuantizerImpl& quantizer) {
+    auto* l = dynamic_cast<const qsdk::LevelExportable*>(&quantizer);
+    return l && l->uses_levels() ? l : nullptr;
+  }
+
+  /// levels[codes] as the float constant the trace uses, remembered with its codes and table.
+  torch::Tensor level_weight(const std::string& path, const qsdk::LevelExportable& quantizer, const torch::Tensor& w,
+                             torch::IntArrayRef shape) {
+    const qsdk::LevelWeightExport e =
+        call(path, qsdk::QuantTarget::weight, [&] { return quantizer.export_weight_levels(w); });
+    const std::string where = path + ": quant_weight";
+    if (!e.codes.defined() || e.codes.sizes() != w.sizes() || e.codes.scalar_type() != torch::kByte)
+      throw qsdk::Error(ErrorCategory::plugin, where,
+                        "export_weight_levels returned codes that are not uint8 of the weight's shape");
+    torch::Tensor levels = e.levels.defined() ? e.levels.detach().to(torch::kFloat).contiguous() : torch::Tensor();
+    const bool one = levels.defined() && levels.dim() == 1;
+    if (!levels.defined() || !(one || levels.dim() == 2) || levels.size(-1) < 2 ||
+        (!one && (e.axis < 0 || e.axis >= w.dim() || levels.size(0) != w.size(e.axis))) ||
+        e.codes.max().item<int64_t>() >= levels.size(-1))
+      throw qsdk::Error(ErrorCategory::plugin, where,
+                        "export_weight_levels returned a level table that matches neither one table nor one per "
+                        "index of its axis, or codes beyond it");
+    // The layer's shape drops the leading 1s of the quantizer's view ([1, 1, out, in] -> [out, in]).
+    const int64_t axis = one ? 0 : e.axis - (w.dim() - static_cast<int64_t>(shape.size()));
+    if (!one && (axis < 0 || shape[axis] != levels.size(0)))
+      throw qsdk::Error(ErrorCategory::runtime, where, "the per-channel axis of the weight is not an axis of the layer");
+    QuantizedWeight q{path, e.codes.reshape(shape).contiguous(), torch::Tensor(), axis, levels};
+    torch::Tensor deq = torch::take(levels, flat_level_index(q)).contiguous();
+    weights_[deq.unsafeGetTensorImpl()] = q;
+    keep_.push_back(deq);
+    return deq;
+  }
+
+  /// The sorted-by-position level chain: y = l0, then for each threshold
+  /// y = where(x passes t_i, l_{i+1}, y), so the last threshold passed decides,
+  /// as LevelActivationExport defines (traced as aten::gt / aten::lt and aten::where).
+  torch::Tensor level_activation(const std::string& path, qsdk::QuantTarget target,
+                                 const qsdk::LevelExportable& quantizer, const torch::Tensor& x, int64_t axis) {
+    std::vector<torch::Tensor> thresholds, levels;
+    bool upper_at_ties = false;
+    {
+      TracePause pause;
+      const qsdk::LevelActivationExport e = call(path, target, [&] { return quantizer.export_activation_levels(); });
+      const std::string where = path + ": quant_" + qsdk::to_string(target);
+      const torch::Tensor thr = e.thresholds.defined() ? e.thresholds.detach().to(torch::kFloat) : torch::Tensor();
+      const torch::Tensor lev = e.levels.defined() ? e.levels.detach().to(torch::kFloat) : torch::Tensor();
+      const bool one = thr.defined() && thr.dim() == 1;
+      if (!thr.defined() || !lev.defined() || thr.dim() != lev.dim() || !(one || thr.dim() == 2) ||
+          lev.size(-1) < 2 || thr.size(-1) != lev.size(-1) - 1 ||
+          (!one && (thr.size(0) != x.size(axis) || lev.size(0) != x.size(axis))))
+        throw qsdk::Error(ErrorCategory::plugin, where,
+                          "export_activation_levels returned thresholds and levels of inconsistent shapes");
+      // One value, or one per channel broadcast along `axis`.
+      std::vector<int64_t> bshape;
+      if (!one) {
+        bshape.assign(static_cast<size_t>(x.dim()), 1);
+        bshape[static_cast<size_t>(axis)] = x.size(axis);
+      }
+      for (int64_t i = 0; i < thr.size(-1); ++i) thresholds.push_back(thr.select(-1, i).reshape(bshape).clone());
+      for (int64_t i = 0; i < lev.size(-1); ++i) levels.push_back(lev.select(-1, i).reshape(bshape).clone());
+      upper_at_ties = e.upper_at_ties;
+    }
+    torch::Tensor y = levels[0];
+    for (size_t i = 0; i < thresholds.size(); ++i)
+      y = upper_at_ties ? at::where(at::lt(x, thresholds[i]), y, levels[i + 1])
+                        : at::where(at::gt(x, thresholds[i]), levels[i + 1], y);
+    ++level_activations_;
+    return y;
+  }
+
   const qsdk::Exportable* exportable_of(const std::string& path, qsdk::QuantTarget target,
                                         qsdk::QuantizerImpl& quantizer) const {
     auto* e = dynamic_cast<const qsdk::Exportable*>(&quantizer);
@@ -159,9 +248,8 @@ class Hooks : public ExportHooks {
     const std::string type = quant_slot_type(layers_, path, target);
     const std::string who = type.empty() ? "its quantizer" : "quantizer/" + type;
     throw qsdk::Error(ErrorCategory::config, path + ": quant_" + qsdk::to_string(target),
-                      who + " has no exact ONNX form: it does not implement qsdk::Exportable",
-                      "qhost export supports lsq, dorefa, pact (weights and activations) and xnor (weights); "
-                      "see README.md#deploy");
+                      who + " has no exact ONNX form: it implements neither qsdk::Exportable nor qsdk::LevelExportable",
+                      "qhost export supports lsq, dorefa, pact, xnor, lqnet and nonuniform; see README.md#deploy");
   }
 
   template <class Fn>
@@ -177,7 +265,9 @@ class Hooks : public ExportHooks {
   std::unordered_map<const void*, QuantizedWeight> weights_;
   std::vector<torch::Tensor> keep_;
   std::vector<QuantizedValue> values_;
+  int64_t level_activations_ = 0;
 };
+
 
 /// Translates the traced graph node by node.
 class Translator {
@@ -214,6 +304,10 @@ class Translator {
     if (op == "aten::linear") return linear(n);
     if (op == "aten::constant_pad_nd") return pad(n);
     if (op == "aten::cat") return cat(n);
+    // Threshold forms of quantizers (Hooks::level_activation).
+    if (op == "aten::gt") return binary(n, "Greater", false);
+    if (op == "aten::lt") return binary(n, "Less", false);
+    if (op == "aten::where") return where(n);
     if (op == "aten::fake_quantize_per_tensor_affine" || op == "aten::fake_quantize_per_channel_affine")
       return fake_quantize(n, op == "aten::fake_quantize_per_channel_affine");
     if (op == "aten::contiguous" || op == "aten::clone" || op == "aten::detach" || op == "aten::dropout" ||
@@ -282,7 +376,9 @@ class Translator {
 
   std::string constant_tensor(const Value* v, const torch::Tensor& t) {
     std::string name;
-    if (const QuantizedWeight* q = hooks_.find_weight(t)) {
+    if (const QuantizedWeight* q = hooks_.find_weight(t); q && q->levels.defined()) {
+      name = level_weight(*q);
+    } else if (q) {
       // The integer codes and their step; DequantizeLinear gives the float weight.
       const std::string codes = q->path + ".weight_quantized";
       const std::string scale = q->path + ".weight_scale";
@@ -309,6 +405,30 @@ class Translator {
       }
     }
     names_[v] = name;
+    return name;
+  }
+
+  /// Gather(levels, codes): uint8 codes widened to int64 (Gather's index
+  /// type), offset by channel * L into the flattened tables when there is one
+  /// table per channel. Every value is a table entry, so the weight is exact.
+  std::string level_weight(const QuantizedWeight& q) {
+    const std::string codes = q.path + ".weight_codes";
+    const std::string levels = q.path + ".weight_levels";
+    out_.add_initializer(codes, q.codes);
+    out_.add_initializer(levels, q.levels.reshape({-1}).contiguous());
+    std::string index = fresh("weight_index");
+    out_.add_node("Cast", {codes}, {index}, {onnx::attr("to", int64_t{7})});  // TensorProto::INT64
+    if (q.levels.dim() == 2) {
+      std::vector<int64_t> bshape(static_cast<size_t>(q.codes.dim()), 1);
+      bshape[static_cast<size_t>(q.axis)] = q.levels.size(0);
+      const std::string offsets = initializer(
+          "level_offsets", (torch::arange(q.levels.size(0), torch::kLong) * q.levels.size(1)).reshape(bshape));
+      const std::string shifted = fresh("weight_index");
+      out_.add_node("Add", {index, offsets}, {shifted});
+      index = shifted;
+    }
+    const std::string name = q.path + ".weight";
+    out_.add_node("Gather", {levels, index}, {name}, {onnx::attr("axis", int64_t{0})}, q.path + ".weight_gather");
     return name;
   }
 
@@ -362,6 +482,11 @@ class Translator {
     if (has_alpha && n->inputs().size() > 2 && number(n->input(2)) != 1.0) fail(n, "alpha != 1");
     if (!has_alpha && n->inputs().size() > 2) fail(n, "a rounding mode");
     out_.add_node(op, {operand(n->input(0)), operand(n->input(1))}, {out_name(n)});
+  }
+
+  void where(const Node* n) {
+    if (n->inputs().size() != 3) fail(n, "a form other than where(condition, self, other)");
+    out_.add_node("Where", {name_of(n->input(0)), operand(n->input(1)), operand(n->input(2))}, {out_name(n)});
   }
 
   void adaptive_avg_pool(const Node* n) {
@@ -613,8 +738,10 @@ int export_checkpoint(Registry& registry, PluginLoader& loader, const ExportOpti
   for (const Node* n : graph->nodes()) tr.translate(n);
   writer.add_node("Identity", {tr.name_of(graph->outputs()[0])}, {"logits"});
   writer.write(options.output);
-  spdlog::info("export: {} -> {} (opset {}, {} nodes; {} quantized weights, {} quantized activations)", checkpoint,
-               options.output, options.opset, writer.node_count(), hooks.weight_count(), tr.qdq_count());
+  spdlog::info("export: {} -> {} (opset {}, {} nodes; {} quantized weights, {} quantized activations, {} of them "
+               "as thresholds)",
+               checkpoint, options.output, options.opset, writer.node_count(), hooks.weight_count(),
+               tr.qdq_count() + hooks.level_activation_count(), hooks.level_activation_count());
 
   if (!options.reference.empty()) {
     // qhost's own (fake-quantized) logits, after the trace: the trace did not

@@ -142,9 +142,11 @@ torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
     // both orders give the same result and the convolution pads by itself:
     // that saves the padded copy, and a pre-padded input makes the convolution
     // (its backward above all) markedly slower.
-    // Under ExportHooks the quantizer is a QuantizeLinear/DequantizeLinear pair,
-    // which maps 0 to 0 (its zero point lies in its range), so the convolution pads.
-    bool pad_first = !padding_after_quant_ && padding_ > 0 && !g_export_hooks;
+    // Under ExportHooks an affine quantizer is a QuantizeLinear/DequantizeLinear
+    // pair, which maps 0 to 0 (its zero point lies in its range), so the
+    // convolution pads; a threshold form pads first, as evaluation does.
+    bool pad_first = !padding_after_quant_ && padding_ > 0 &&
+                     (!g_export_hooks || g_export_hooks->pads_first(*quantizers_.activation));
     if (pad_first) {
       const auto* traits = dynamic_cast<const qsdk::ZeroPaddingAware*>(quantizers_.activation.get());
       pad_first = !(traits && traits->commutes_with_zero_padding());

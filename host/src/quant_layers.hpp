@@ -41,6 +41,11 @@ class ExportHooks {
   /// is the channel axis of `x`.
   virtual torch::Tensor activation(const std::string& path, qsdk::QuantTarget target, qsdk::QuantizerImpl& quantizer,
                                    const torch::Tensor& x, int64_t axis) = 0;
+  /// Whether a convolution pads its input before `quantizer` (as in
+  /// evaluation) rather than after it: a QuantizeLinear/DequantizeLinear pair
+  /// maps 0 to 0, so padding after it is exact; a threshold form need not (XNOR
+  /// sends 0 to +1).
+  virtual bool pads_first(qsdk::QuantizerImpl& quantizer) const = 0;
 };
 
 /// (export) Installs `hooks` for the quantized layers' forwards on this thread

@@ -16,6 +16,7 @@ namespace qsdk {
 QuantizerImpl::~QuantizerImpl() = default;
 ZeroPaddingAware::~ZeroPaddingAware() = default;
 Exportable::~Exportable() = default;
+LevelExportable::~LevelExportable() = default;
 Conv2dLayerImpl::~Conv2dLayerImpl() = default;
 LinearLayerImpl::~LinearLayerImpl() = default;
 LayerFactory::~LayerFactory() = default;

@@ -3,8 +3,10 @@
 // structural checks (check_onnx.py: only standard operators, weight codes,
 // activation levels), then run by ONNX Runtime on the reference batch qhost
 // wrote, whose logits must match qhost's fake-quantized ones within
-// 1e-4 * (1 + max|logit|) (ort/ort_check.js). Methods without an exact
-// integer form are refused with the layer and the method named.
+// 1e-4 * (1 + max|logit|) (ort/ort_check.js). Learned, unequally spaced
+// levels (LQ-Net, non-uniform, XNOR activations) are a Gather of a level table
+// (weights) and comparisons with Where (activations). Forms without an exact
+// standard-operator form are refused with the layer and the method named.
 #include "run_qhost.hpp"
 
 #include <gtest/gtest.h>
@@ -148,21 +150,54 @@ TEST(ExportOnnx, XnorWeights) {
   export_and_check(dir, dir, "", "--weight-codes -1,1 --weight-scales channel --activation-levels 4");
 }
 
-// Full-precision weights, XNOR activations. The smoke training stays inside the
-// XNOR warm-up (forward = identity): two binarising steps leave NaN in the
-// network's first batch norm, which the checkpoint reader then refuses.
-TEST(ExportOnnx, XnorActivationsRefused) {
+// Full-precision weights, XNOR activations: sign(x) with sign(0) = +1 is one
+// threshold 0 that a value equal to it passes (Less + Where), and the padded
+// zeros are binarised to +1 as in evaluation (Pad before the comparison). The
+// smoke training stays inside the XNOR warm-up (forward = identity): two
+// binarising steps leave NaN in the network's first batch norm, which the
+// checkpoint reader then refuses; export binarises with stable = 0.
+TEST(ExportOnnx, XnorActivations) {
   const auto dir = train("xnor_act", "--set quant.activation.type=xnor --set quant.activation.stable=100");
-  expect_refused(dir + " -o " + dir + "/model.onnx", 2,
-                 {"error[config]", "quantizer/xnor", "layer1.0.conv1.0", "xnor activation quantizer has no exact ONNX form"});
-  EXPECT_FALSE(fs::exists(dir + "/model.onnx"));
+  export_and_check(dir, dir, "--set quant.activation.stable=0", "--threshold-levels 2");
+  // Inside the warm-up forward returns its input: refused.
+  expect_refused(dir + " -o " + dir + "/warmup.onnx", 2,
+                 {"error[config]", "quantizer/xnor", "layer1.0.conv1.0", "warm-up"});
+  // A per-sample scale (mean |x| over the channels) is no constant level table: refused.
+  expect_refused(dir + " -o " + dir + "/channel.onnx --set quant.activation.stable=0 "
+                       "--set 'quant.activation.custom=\"channel\"'",
+                 2, {"error[config]", "quantizer/xnor", "layer1.0.conv1.0: ",
+                     "xnor activation quantizer has no exact ONNX form", "custom = channel"});
+  EXPECT_FALSE(fs::exists(dir + "/warmup.onnx"));
+  EXPECT_FALSE(fs::exists(dir + "/channel.onnx"));
 }
 
-TEST(ExportOnnx, LqnetRefused) {
-  const auto dir = train("lqnet", "--set quant.weight.type=lqnet" + kLsqAct);
-  expect_refused(dir + " -o " + dir + "/model.onnx", 2,
-                 {"error[config]", "layer1.0.conv1.0: quant_weight",
-                  "quantizer/lqnet has no exact ONNX form: it does not implement qsdk::Exportable"});
+// LQ-Net 2/2: weights are uint8 codes (LQ-Net's encoding, 4 values) gathered
+// from one level table per output channel; activations are three thresholds
+// with strict Greater, as lq_assign compares.
+TEST(ExportOnnx, Lqnet) {
+  const auto dir = train("lqnet", "--set quant.weight.type=lqnet --set quant.weight.bits=2 "
+                                  "--set quant.activation.type=lqnet --set quant.activation.bits=2");
+  export_and_check(dir, dir, "", "--level-codes 4 --threshold-levels 4");
+  // The code check has teeth: the same model fails a claim of 2 levels.
+  auto r = run("/usr/bin/python3", std::string(EXPORT_DIR) + "/check_onnx.py " + dir + "/model.onnx --level-codes 2");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("expected [0, 2)"), std::string::npos) << r.output;
+  // Activations normalised by each sample's mean have no constant thresholds: refused.
+  expect_refused(dir + " -o " + dir + "/mean.onnx --set 'quant.activation.adaptive=\"mean\"'", 2,
+                 {"error[config]", "quantizer/lqnet", "layer1.0.conv1.0: ",
+                  "lqnet activation quantizer has no exact ONNX form", "adaptive = mean"});
+  EXPECT_FALSE(fs::exists(dir + "/mean.onnx"));
+}
+
+// Non-uniform (FATNN) 2/2: ternary weights are the codes -1, 0, 1 (QDQ);
+// 2-bit activations are integer levels 0..3 above thresholds found by
+// bisection through the quantizer's own kernel (Greater + Where).
+TEST(ExportOnnx, NonUniform) {
+  const auto dir = train("nonuniform", "--set quant.weight.type=nonuniform --set quant.weight.levels=3 "
+                                       "--set 'quant.weight.adaptive=\"var-mean\"' --set quant.weight.scale=1.0 "
+                                       "--set quant.activation.type=nonuniform --set quant.activation.bits=2 "
+                                       "--set quant.activation.scale=3.0");
+  export_and_check(dir, dir, "", "--weight-codes -1,0,1 --threshold-levels 4");
 }
 
 TEST(ExportOnnx, UsageErrors) {

@@ -34,7 +34,7 @@ struct LqNetOptions : qc::CommonOptions {
 
 /// LQ-Net fake quantizer; buffers basis, auxil, codec_vector, codec_index (int32),
 /// thrs_multiplier, iteration, level_num (docs/golden.md#parameter-and-state-names).
-class LqNetQuantizerImpl : public qc::QuantizerBase {
+class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportable {
  public:
   LqNetQuantizerImpl(const LqNetOptions& o, const qsdk::QuantizerContext& ctx)
       : QuantizerBase(o, ctx), custom_update_(o.custom_update), adaptive_(o.adaptive) {
@@ -92,9 +92,10 @@ class LqNetQuantizerImpl : public qc::QuantizerBase {
     Norm norm;
     {
       torch::NoGradGuard no_grad;
-      at::Tensor levels = at::matmul(codec_vector_, basis_);  // [L, G]
-      std::tie(sorted, sort_id) = levels.sort(0);
-      thr = at::matmul(thrs_multiplier_, sorted);  // [L-1, G]
+      const Tables t = tables();
+      sorted = t.sorted;
+      sort_id = t.sort_id;
+      thr = t.thr;
       norm = normalize(xc.detach());
       xn = norm.x.contiguous();
     }
@@ -121,7 +122,70 @@ class LqNetQuantizerImpl : public qc::QuantizerBase {
     return out;
   }
 
+  bool uses_levels() const override { return true; }
+
+  /// Codes are LQ-Net's own encoding (bit i of a code says whether basis i is
+  /// added, or with which sign): the table holds codec_vector * basis per group,
+  /// after the weight normalisation forward undoes (docs/methods.md#export-to-onnx).
+  qsdk::LevelWeightExport export_weight_levels(const torch::Tensor& w) const override {
+    if (setup_.target != qsdk::QuantTarget::weight)
+      refuse_export("lqnet", "export_weight_levels on an activation quantizer");
+    require_past_warmup();
+    torch::NoGradGuard no_grad;
+    const Tables t = tables();
+    const at::Tensor xc = w.detach().contiguous();
+    const Norm norm = normalize(xc);
+    const qc::GroupLayout layout = layout_for(xc, setup_.groups);
+    const auto r = qc::lq_assign(norm.x.contiguous(), t.sorted, t.thr, layout, false);
+    const at::Tensor y = norm.active ? denormalize(r[0], norm) : r[0];
+    // Sorted level index -> the code of that level: sort_id[index, group].
+    const at::Tensor codes = t.sort_id.t().contiguous().gather(1, r[1].reshape({setup_.groups, -1}));
+    at::Tensor table = t.levels.t().contiguous();  // [G, L], by code
+    if (norm.active) table = table * norm.scale + norm.shift;  // denormalize's arithmetic, per group row
+    return level_weight_export(y, codes, table, "lqnet");
+  }
+
+  /// Thresholds and sorted levels per group, compared with a strict `>` as in
+  /// lq_assign. The optional normalisation divides each sample by its own
+  /// statistics, which no constant threshold expresses: refused.
+  qsdk::LevelActivationExport export_activation_levels() const override {
+    if (setup_.target == qsdk::QuantTarget::weight)
+      refuse_export("lqnet", "export_activation_levels on a weight quantizer");
+    require_past_warmup();
+    if (adaptive_ != "none")
+      refuse_export("lqnet",
+                    "adaptive = " + adaptive_ + " normalises each sample by statistics of that sample, so its "
+                    "thresholds are no constants",
+                    "train the activations with adaptive = none to deploy them");
+    torch::NoGradGuard no_grad;
+    const Tables t = tables();
+    return level_activation_export(t.thr.t(), t.sorted.t(), false, "lqnet");
+  }
+
  private:
+  /// Levels by code, sorted per group with their codes, and the thresholds
+  /// (docs/methods.md#lq-net-forward steps 1 and 2).
+  struct Tables {
+    at::Tensor levels, sorted, sort_id, thr;
+  };
+  Tables tables() const {
+    Tables t;
+    t.levels = at::matmul(codec_vector_, basis_);  // [L, G]
+    std::tie(t.sorted, t.sort_id) = t.levels.sort(0);
+    t.thr = at::matmul(thrs_multiplier_, t.sorted);  // [L-1, G]
+    return t;
+  }
+
+  /// (export) In evaluation forward returns its input while iteration <= stable
+  /// (the counter runs in training only).
+  void require_past_warmup() const {
+    if (in_warmup())
+      refuse_export("lqnet",
+                    "it is still in its warm-up (iteration " + std::to_string(iteration_.item<int64_t>()) +
+                        " of stable = " + std::to_string(common_.stable) + "), where forward returns its input",
+                    "export a checkpoint trained past the warm-up");
+  }
+
   struct Norm {
     bool active = false;
     at::Tensor x, shift, scale;  // xn = (x - shift) / scale

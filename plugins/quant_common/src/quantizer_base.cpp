@@ -142,6 +142,17 @@ std::string to_text(double v) {
   return o.str();
 }
 
+/// The axis that `groups` contiguous flat blocks of a tensor of `shape` follow:
+/// the first axis whose size the groups divide, when every axis before it has
+/// size 1 (each group then covers shape[a] / groups whole slices of a); -1 if none.
+int64_t axis_of_groups(at::IntArrayRef shape, int64_t groups) {
+  for (int64_t a = 0; a < static_cast<int64_t>(shape.size()); ++a) {
+    if (shape[a] % groups == 0) return a;
+    if (shape[a] != 1) break;
+  }
+  return -1;
+}
+
 }  // namespace
 
 qsdk::WeightExport QuantizerBase::weight_export(const at::Tensor& y_in, const at::Tensor& group_step,
@@ -169,17 +180,12 @@ qsdk::WeightExport QuantizerBase::weight_export(const at::Tensor& y_in, const at
     e.scale = step.slice(0, 0, 1).clone();
     return e;
   }
-  // Groups are contiguous flat blocks: they follow axis a when every axis before
-  // it has size 1 and the groups divide shape[a] (each group then covers
-  // shape[a] / groups whole slices of a).
   const auto shape = y.sizes();
-  for (int64_t a = 0; a < static_cast<int64_t>(shape.size()); ++a) {
-    if (shape[a] % g == 0) {
-      e.axis = a;
-      e.scale = step.repeat_interleave(shape[a] / g).contiguous();
-      return e;
-    }
-    if (shape[a] != 1) break;
+  const int64_t a = axis_of_groups(shape, g);
+  if (a >= 0) {
+    e.axis = a;
+    e.scale = step.repeat_interleave(shape[a] / g).contiguous();
+    return e;
   }
   refuse_export(method,
                 std::to_string(g) + " groups of the weight (quant_group) do not follow one axis of its shape",
@@ -229,6 +235,73 @@ qsdk::WeightExport QuantizerBase::dorefa_weight_export(const at::Tensor& xn, dou
   torch::NoGradGuard no_grad;
   at::Tensor y = apply_gamma(dorefa_weight(xn, clip, n));
   return weight_export(y, torch::full({1}, clip / static_cast<double>(n), torch::kDouble), method);
+}
+
+qsdk::LevelWeightExport QuantizerBase::level_weight_export(const at::Tensor& y_in, const at::Tensor& codes_in,
+                                                           const at::Tensor& group_levels,
+                                                           const std::string& method) const {
+  torch::NoGradGuard no_grad;
+  const int64_t g = setup_.groups;
+  at::Tensor table = group_levels.detach().to(torch::kFloat).contiguous();
+  if (table.dim() != 2 || table.size(0) != g || table.size(1) < 2 || table.size(1) > 256)
+    refuse_export(method, "internal: a level table of shape " + c10::str(table.sizes()) + " for " +
+                              std::to_string(g) + " groups (2 to 256 levels)");
+  const int64_t levels = table.size(1);
+  at::Tensor y = y_in.detach().to(torch::kFloat).contiguous();
+  at::Tensor codes = codes_in.detach().to(torch::kLong).reshape({g, -1});
+  if (codes.numel() != y.numel() || (codes < 0).any().item<bool>() || (codes >= levels).any().item<bool>())
+    refuse_export(method, "internal: level indices outside [0, " + std::to_string(levels) + ")");
+  // The table is forward's own arithmetic on the levels, so the match is exact,
+  // not within a tolerance: anything else would be an approximation.
+  at::Tensor back = table.gather(1, codes);
+  if (!back.equal(y.reshape({g, -1})))
+    refuse_export(method, "internal: the level table does not reproduce the quantized weight exactly (off by " +
+                              to_text((back - y.reshape({g, -1})).abs().max().item<double>()) + ")");
+  qsdk::LevelWeightExport e;
+  e.codes = codes.to(torch::kByte).view(y.sizes());
+  if (g == 1 || (table == table.slice(0, 0, 1)).all().item<bool>()) {
+    e.levels = table[0].clone();
+    return e;
+  }
+  const int64_t a = axis_of_groups(y.sizes(), g);
+  if (a < 0)
+    refuse_export(method,
+                  std::to_string(g) + " groups of the weight (quant_group) do not follow one axis of its shape",
+                  "use quant_group = 0 (per output channel) or 1 (per tensor)");
+  e.axis = a;
+  e.levels = table.repeat_interleave(y.size(a) / g, 0).contiguous();
+  return e;
+}
+
+qsdk::LevelActivationExport QuantizerBase::level_activation_export(const at::Tensor& group_thresholds,
+                                                                   const at::Tensor& group_levels, bool upper_at_ties,
+                                                                   const std::string& method) const {
+  torch::NoGradGuard no_grad;
+  if (gamma_.defined())
+    refuse_export(method, "gamma multiplies the quantized value by a learned factor per channel",
+                  "drop gamma from the output quantizer");
+  const int64_t g = setup_.groups;
+  at::Tensor thr = group_thresholds.detach().to(torch::kFloat).contiguous();
+  at::Tensor lev = group_levels.detach().to(torch::kFloat).contiguous();
+  if (thr.dim() != 2 || lev.dim() != 2 || thr.size(0) != g || lev.size(0) != g || lev.size(1) < 2 ||
+      thr.size(1) != lev.size(1) - 1)
+    refuse_export(method, "internal: thresholds " + c10::str(thr.sizes()) + " and levels " + c10::str(lev.sizes()) +
+                              " for " + std::to_string(g) + " groups");
+  if (!torch::isfinite(lev).all().item<bool>())
+    refuse_export(method, "a level is not finite", "check the checkpoint's learned state");
+  qsdk::LevelActivationExport e;
+  e.upper_at_ties = upper_at_ties;
+  if (g == 1) {
+    e.thresholds = thr[0].clone();
+    e.levels = lev[0].clone();
+    return e;
+  }
+  const int64_t c = setup_.shape[1];
+  if (c % g != 0)
+    refuse_export(method, std::to_string(g) + " groups do not divide the " + std::to_string(c) + " channels");
+  e.thresholds = thr.repeat_interleave(c / g, 0).contiguous();
+  e.levels = lev.repeat_interleave(c / g, 0).contiguous();
+  return e;
 }
 
 }  // namespace qplug_quant_common

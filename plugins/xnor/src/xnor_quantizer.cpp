@@ -33,7 +33,7 @@ struct XnorOptions : qc::CommonOptions {
 
 /// XNOR binariser. The counter `iteration` only runs when `stable` > 0 (warm-up);
 /// with stable = 0 it is left untouched and every forward binarises.
-class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable {
+class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, public qsdk::LevelExportable {
  public:
   XnorQuantizerImpl(const XnorOptions& o, const qsdk::QuantizerContext& ctx) : QuantizerBase(o, ctx), custom_(o.custom) {
     require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "xnor");
@@ -81,11 +81,37 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable {
 
   /// Refused: sign(x) sends every positive value, however small, to +1, and
   /// QuantizeLinear rounds x / scale, so no scale and zero point give it.
+  /// Activations without a per-sample scale use the threshold form instead.
   qsdk::ActivationExport export_activation() const override {
     refuse_export("xnor",
                   "binarising to sign(x)" + std::string(custom_ == "none" ? "" : " times a per-sample mean|x|") +
                       " is not a rounding of x / scale, so QuantizeLinear cannot express it",
-                  "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
+                  custom_ == "none" ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
+                                    : "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
+  }
+
+  bool uses_levels() const override { return setup_.target == qsdk::QuantTarget::activation; }
+
+  qsdk::LevelWeightExport export_weight_levels(const torch::Tensor&) const override {
+    refuse_export("xnor", "its weights use the affine form (export_weight)");
+  }
+
+  /// custom = none: forward is `x < 0 ? -1 : +1` (sign(0) = +1), i.e. one
+  /// threshold 0 that a value equal to it passes (upper_at_ties), levels -1, +1.
+  /// The channel / resolution scales are means of |x| over each sample, which
+  /// no constant table gives: refused.
+  qsdk::LevelActivationExport export_activation_levels() const override {
+    if (setup_.target != qsdk::QuantTarget::activation)
+      refuse_export("xnor", "export_activation_levels on a weight quantizer");
+    if (common_.stable > 0) require_export_ready("xnor");
+    if (custom_ != "none")
+      refuse_export("xnor",
+                    "custom = " + custom_ + " scales sign(x) by the mean |x| of each sample, which no constant "
+                    "level table gives",
+                    "train the activations with custom = none to deploy them");
+    const int64_t g = setup_.groups;
+    return level_activation_export(torch::zeros({g, 1}), torch::tensor({-1.f, 1.f}).reshape({1, 2}).expand({g, 2}),
+                                   true, "xnor");
   }
 
  private:

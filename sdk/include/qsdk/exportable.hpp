@@ -1,6 +1,7 @@
-// qsdk/exportable.hpp - optional interface of a quantizer that can be deployed
-// with standard integer operators (`qhost export`, ONNX QuantizeLinear /
-// DequantizeLinear).
+// qsdk/exportable.hpp - optional interfaces of a quantizer that can be deployed
+// with standard operators (`qhost export`): Exportable for uniform levels (ONNX
+// QuantizeLinear / DequantizeLinear), LevelExportable for learned, unequally
+// spaced levels (a level table gathered by codes, comparisons with thresholds).
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
@@ -60,6 +61,56 @@ class QSDK_API Exportable {
   virtual WeightExport export_weight(const torch::Tensor& w) const = 0;
   /// Activation or output quantizer: its affine integer form.
   virtual ActivationExport export_activation() const = 0;
+};
+
+/// The level-table form of a quantized weight whose levels are not equally
+/// spaced (LQ-Net's basis sums): forward(w) equals `levels[codes]`, exactly,
+/// with the table of the weight's index along `axis` (ONNX: Gather).
+struct QSDK_API LevelWeightExport {
+  /// Level indices, uint8 (torch::kByte), the shape of the weight given to
+  /// LevelExportable::export_weight_levels; 0 <= code < L.
+  torch::Tensor codes;
+  /// float32 level values: [L] (one table) or [shape[axis], L] (one per index of `axis`).
+  torch::Tensor levels;
+  /// The axis the tables run along; ignored for one table.
+  int64_t axis = 0;
+};
+
+/// The threshold form of an activation quantizer with learned thresholds or
+/// levels: y = levels[k], k = the largest i + 1 for which x passes
+/// thresholds[i], 0 when it passes none. "Passes" is `x > t` (a value at a
+/// threshold stays below, NaN too) or, with `upper_at_ties`, `!(x < t)` (a
+/// value at a threshold goes above, NaN too): the quantizer's own comparison,
+/// so the form is exact at the thresholds. The thresholds need not be sorted.
+struct QSDK_API LevelActivationExport {
+  /// float32 [L - 1] (one set) or [C, L - 1] (one row per channel, axis 1 of an NCHW tensor).
+  torch::Tensor thresholds;
+  /// float32 [L] or [C, L], the same layout.
+  torch::Tensor levels;
+  /// Ties (and NaN) go to the upper level: the quantizer compares `x < t`, not `x > t`.
+  bool upper_at_ties = false;
+};
+
+/// Optional companion of Exportable for quantizers whose levels or thresholds
+/// are learned and unequally spaced, so no QuantizeLinear scale gives them
+/// (LQ-Net, the non-uniform quantizer, XNOR activations). The same contract as
+/// Exportable: eval-mode forward in the current state, exactly (no float
+/// rounding either: the levels are forward's own values), no state change, and
+/// qsdk::Error (category config) for a state without such a form. A separate
+/// class rather than new virtual members of Exportable, so the vtable of
+/// Exportable (and every plugin built against it) stays as it is.
+class QSDK_API LevelExportable {
+ public:
+  virtual ~LevelExportable();
+  /// True when this quantizer (its target and options) is deployed through the
+  /// calls below; false when it uses Exportable's affine form (e.g. the
+  /// non-uniform quantizer's ternary weights, which are codes -1, 0, 1 times a step).
+  virtual bool uses_levels() const = 0;
+  /// Weight quantizer: the level-table form of forward(w), `w` as for
+  /// Exportable::export_weight.
+  virtual LevelWeightExport export_weight_levels(const torch::Tensor& w) const = 0;
+  /// Activation or output quantizer: its threshold form.
+  virtual LevelActivationExport export_activation_levels() const = 0;
 };
 
 }  // namespace qsdk

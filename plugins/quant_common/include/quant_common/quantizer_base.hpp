@@ -112,6 +112,20 @@ class QuantizerBase : public qsdk::QuantizerImpl {
   qsdk::WeightExport dorefa_weight_export(const at::Tensor& xn, double clip, int64_t n,
                                           const std::string& method) const;
 
+  /// (export) The level-table form of a weight (docs/methods.md#export-to-onnx):
+  /// forward's value `y`, each element's level index `codes` (0 <= code < L)
+  /// and the tables `group_levels` [groups, L]. Verifies that
+  /// group_levels[group, code] equals `y` bit for bit, and maps the groups to
+  /// one table or one per index of an axis as weight_export does.
+  qsdk::LevelWeightExport level_weight_export(const at::Tensor& y, const at::Tensor& codes,
+                                              const at::Tensor& group_levels, const std::string& method) const;
+  /// (export) The threshold form of an activation quantizer from per-group
+  /// thresholds [groups, L - 1] and levels [groups, L] (groups being blocks of
+  /// channels): one row, or one per channel.
+  qsdk::LevelActivationExport level_activation_export(const at::Tensor& group_thresholds,
+                                                      const at::Tensor& group_levels, bool upper_at_ties,
+                                                      const std::string& method) const;
+
   CommonOptions common_;
   QuantSetup setup_;
   at::Tensor iteration_;
