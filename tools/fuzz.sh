@@ -34,7 +34,7 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 sources_of() {
   case "$1" in
     config) echo "tests/fuzz/config_fuzz.cpp host/src/config.cpp host/src/config_writer.cpp host/src/sections.cpp
-                  host/src/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp" ;;
+                  host/src/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp sdk/src/roles.cpp" ;;
     plugin_stamp) echo "tests/fuzz/plugin_stamp_fuzz.cpp host/src/plugin_stamp.cpp sdk/src/error.cpp" ;;
     idx) echo "tests/fuzz/idx_fuzz.cpp datasets/idx/src/idx_file.cpp datasets/transforms_common/src/qdata/file_io.cpp
                sdk/src/error.cpp -lz" ;;

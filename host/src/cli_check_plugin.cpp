@@ -27,7 +27,7 @@ std::string exercise_quantizer(const Registry& registry, const Component& c, qsd
   qsdk::QuantizerContext ctx;
   ctx.target = target;
   ctx.module_path = "check.conv";
-  ctx.role = "body";
+  ctx.role = qsdk::LayerRole::body;
   ctx.batch_size = 2;
   ctx.input_size = 8;
   torch::Tensor x;

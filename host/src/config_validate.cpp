@@ -302,7 +302,8 @@ class Validator {
     }
     Table out;
     const Table& in = v.as_table();
-    std::vector<std::string> allowed{"match", "weight", "activation", "output"};
+    std::vector<std::string> allowed{"match"};
+    for (const auto& t : quant_targets()) allowed.push_back(t);
     for (const auto& [k, x] : in) {
       std::string child = key + "." + k;
       if (k == "match") {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "quant_layers.hpp"
+#include "quant_policy.hpp"
 
 #include <qsdk/model.hpp>
 #include <qsdk/quantizer.hpp>
@@ -25,11 +26,10 @@ using QuantizerMaker =
 /// What is attached to one tensor of a layer.
 struct QuantSlot {
   std::string type = "none";  ///< quantizer name, "none" when not quantized
-  int64_t bits = 0;           ///< the table's `bits` (0 when it has none)
   int64_t levels = 0;         ///< the quantizer's num_levels() (0 when not quantized)
   /// True when a quantizer is attached.
   bool active() const { return type != "none"; }
-  /// "lsq/2b" or "none".
+  /// "lsq/2b" (2^bits levels), "ternary/3L" (any other count) or "none".
   std::string str() const;
 };
 
@@ -37,50 +37,21 @@ struct QuantSlot {
 struct LayerRecord {
   int64_t index = 0;     ///< creation order (the reference's layer index, docs/methods.md#layer-indices)
   std::string path;      ///< module path
-  std::string role;      ///< "stem", "body", "shortcut", "head"
+  qsdk::LayerRole role = qsdk::LayerRole::body;  ///< what the layer is for
   std::string kind;      ///< "conv2d" or "linear"
   QuantSlot weight, activation, output;  ///< attached quantizers
   /// One line: "3 layer1.0.conv1.0 body conv2d w=lsq/2b a=lsq/2b o=none".
   std::string str() const;
 };
 
-/// One `[[quant.override]]` entry.
-struct QuantOverride {
-  std::vector<std::string> roles;  ///< match.role (empty = any role)
-  std::vector<std::string> paths;  ///< match.path globs (empty = any path); '*' also crosses dots
-  /// Per target: unset = untouched, a none Value = "none", else a table.
-  std::optional<qsdk::Value> weight, activation, output;
-  /// True when the layer matches both the role and the path conditions.
-  bool matches(const std::string& path, const std::string& role) const;
-};
-
-/// The parsed `[quant]` policy.
-struct QuantPolicy {
-  bool padding_after_quant = false;  ///< quantize activations before zero padding
-  bool real_skip = false;            ///< shortcut layers stay full precision
-  bool quantize_stem = false;        ///< quantize the stem (FP by default)
-  bool quantize_head = false;        ///< quantize the classifier (FP by default)
-  std::optional<qsdk::Table> weight, activation, output;  ///< defaults; nullopt = not quantized
-  std::vector<QuantOverride> overrides;                   ///< in file order
-
-  /// Parses a `[quant]` table; throws qsdk::Error(config) naming the key
-  /// (e.g. "quant.override[1].match.role") on a malformed entry.
-  static QuantPolicy from_table(const qsdk::Table& quant);
-  /// The quantizer table (with `type`) for a layer's tensor, or nullopt.
-  /// Default role policy first, then the overrides in order (last wins): "none"
-  /// disables, a table with `type` replaces, a table without `type` is merged
-  /// onto the current quantizer (or onto the section default when the layer
-  /// had none).
-  std::optional<qsdk::Table> resolve(const std::string& path, qsdk::LayerRole role,
-                                     qsdk::QuantTarget target) const;
-};
-
 /// qsdk::LayerFactory implementation of the host.
 class LayerFactory : public qsdk::LayerFactory {
  public:
-  /// `quant` is the validated `[quant]` table (may be empty: everything FP);
-  /// `make_quantizer` builds quantizers; `batch_size` and `input_size` go into
-  /// every qsdk::QuantizerContext.
+  /// `policy` says which tensors are quantized and how; `make_quantizer`
+  /// builds quantizers; `batch_size` and `input_size` go into every
+  /// qsdk::QuantizerContext.
+  LayerFactory(QuantPolicy policy, QuantizerMaker make_quantizer, int64_t batch_size, int64_t input_size);
+  /// The same with the policy parsed from a `[quant]` table (may be empty: everything FP).
   LayerFactory(const qsdk::Table& quant, QuantizerMaker make_quantizer, int64_t batch_size, int64_t input_size);
 
   std::shared_ptr<qsdk::Conv2dLayerImpl> conv2d(const std::string& module_path, qsdk::LayerRole role,
@@ -93,8 +64,14 @@ class LayerFactory : public qsdk::LayerFactory {
   void add_weight_transform(WeightTransform transform);
   /// Every layer made so far, in creation order.
   const std::vector<LayerRecord>& records() const { return records_; }
-  /// The parsed policy.
+  /// The policy.
   const QuantPolicy& policy() const { return policy_; }
+  /// The quantizer maker.
+  const QuantizerMaker& quantizer_maker() const { return make_quantizer_; }
+  /// The per-rank batch size given to every quantizer context.
+  int64_t batch_size() const { return batch_size_; }
+  /// The training input resolution given to every quantizer context.
+  int64_t input_size() const { return input_size_; }
 
  private:
   LayerQuantizers make_quantizers(const std::string& path, qsdk::LayerRole role,

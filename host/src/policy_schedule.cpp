@@ -4,6 +4,7 @@
 
 #include "errors.hpp"
 #include "optimizer.hpp"
+#include "quant_policy.hpp"
 #include "quant_rebuild.hpp"
 #include "sections.hpp"
 
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 namespace qhost {
 namespace {
@@ -68,7 +70,16 @@ class ScaledScheduler : public qsdk::Scheduler {
 
 bool is_quant_key(const std::string& dotted) { return dotted.rfind("quant.", 0) == 0; }
 
-const char* const kTargets[] = {"weight", "activation", "output"};
+// The typed policy of a `[quant]` table, or nullopt when it is malformed (the
+// validator reports that itself).
+std::optional<QuantPolicy> policy_of(const Table* quant) {
+  if (!quant) return std::nullopt;
+  try {
+    return QuantPolicy::from_table(*quant);
+  } catch (const qsdk::Error&) {
+    return std::nullopt;
+  }
+}
 
 // Validates one quantizer key of a schedule entry: "quant.<target>.<option>" or
 // "quant.override[i].<target>.<option>"; adds the normalized value (and, for a
@@ -76,58 +87,37 @@ const char* const kTargets[] = {"weight", "activation", "output"};
 void check_quant_key(const std::string& dotted, const Value& v, const std::string& k, const Table& resolved,
                      const ScheduleQuantChecks& checks, Table& set_out, std::map<std::string, Value>& inherited,
                      const std::function<void(const std::string&, const std::string&, const std::string&)>& report) {
-  const std::string usage = "write \"quant.<weight|activation|output>.<option>\" = value, e.g. \"quant.activation.bits\" = 2";
-  // Split "quant.<...>.<target>.<option>".
-  const std::string rest = dotted.substr(6);
-  const auto last = rest.rfind('.');
-  if (last == std::string::npos) {
-    report(k, "'" + dotted + "' names no quantizer option", usage);
+  const auto parsed = QuantKey::parse(dotted.substr(6));
+  if (!parsed.key) {
+    report(k, parsed.message, parsed.hint);
     return;
   }
-  const std::string option = rest.substr(last + 1), table_key = rest.substr(0, last);
-  std::string target = table_key;
-  int64_t override_index = -1;
-  const Table* quant = nullptr;
+  const QuantKey& key = *parsed.key;
+  const std::string target = qsdk::to_string(key.target), option = key.option;
   auto q = resolved.find("quant");
-  if (q != resolved.end() && q->second.type() == Value::Type::table) quant = &q->second.as_table();
-  const Value* table = nullptr;
-  if (table_key.rfind("override[", 0) == 0) {
-    const auto close = table_key.find("].");
-    if (close == std::string::npos) {
-      report(k, "'" + dotted + "' is not a quantizer option", "write \"quant.override[i].<target>.<option>\"");
-      return;
-    }
-    try {
-      override_index = std::stoll(table_key.substr(9, close - 9));
-    } catch (const std::exception&) {
-      override_index = -2;
-    }
-    target = table_key.substr(close + 2);
-    const Value* list = nullptr;
-    if (quant && quant->count("override")) list = &quant->at("override");
-    if (override_index < 0 || !list || list->type() != Value::Type::list ||
-        override_index >= static_cast<int64_t>(list->as_list().size())) {
-      report(k, "there is no [[quant.override]] entry " + table_key.substr(9, close - 9),
+  const auto policy = policy_of(q != resolved.end() && q->second.type() == Value::Type::table ? &q->second.as_table()
+                                                                                              : nullptr);
+  const QuantizerChoice* table = nullptr;
+  if (key.override_index >= 0) {
+    if (!policy || key.override_index >= static_cast<int64_t>(policy->overrides.size())) {
+      report(k, "there is no [[quant.override]] entry " + std::to_string(key.override_index),
              "entries are numbered from 0 in file order");
       return;
     }
-    const Value& entry = list->as_list()[static_cast<size_t>(override_index)];
-    if (entry.type() == Value::Type::table && entry.as_table().count(target)) table = &entry.as_table().at(target);
-  } else if (quant && quant->count(target)) {
-    table = &quant->at(target);
+    const auto& entry = policy->overrides[static_cast<size_t>(key.override_index)].at(key.target);
+    if (entry) table = &entry->choice;
+  } else if (policy) {
+    table = &policy->default_for(key.target);
   }
-  if (std::find(std::begin(kTargets), std::end(kTargets), target) == std::end(kTargets)) {
-    std::string hint = did_you_mean(target, {"weight", "activation", "output"});
-    report(k, "'" + target + "' is not a quantized tensor", hint.empty() ? usage : hint);
-    return;
-  }
-  const std::string where = override_index >= 0 ? "quant." + table_key : "[quant." + target + "]";
-  if (!table || table->type() != Value::Type::table || !table->as_table().count("type")) {
+  const std::string where = key.override_index >= 0
+                                ? "quant.override[" + std::to_string(key.override_index) + "]." + target
+                                : "[quant." + target + "]";
+  if (!table || !*table) {
     report(k, where + " is not quantized in this configuration: there is no quantizer option to change",
            "a schedule changes options of existing quantizers; it cannot add one");
     return;
   }
-  const std::string type = table->as_table().at("type").as_string();
+  const std::string type = (*table)->at("type").as_string();
   if (option == "type") {
     report(k, "a schedule cannot change the quantizer type", "change options of the '" + type + "' quantizer");
     return;
@@ -149,17 +139,15 @@ void check_quant_key(const std::string& dotted, const Value& v, const std::strin
   Value n = checks.field(*f, v, k);
   if (n.is_none()) return;  // reported by checks.field
   set_out[dotted] = n;
-  if (override_index >= 0 || !checks.raw_quant) return;
+  if (key.override_index >= 0) return;
   // Overrides (as written) that merge onto this default without naming the option inherit it.
-  auto raw = checks.raw_quant->find("override");
-  if (raw == checks.raw_quant->end() || raw->second.type() != Value::Type::list) return;
-  const auto& list = raw->second.as_list();
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (list[i].type() != Value::Type::table) continue;
-    auto t = list[i].as_table().find(target);
-    if (t == list[i].as_table().end() || t->second.type() != Value::Type::table) continue;
-    const Table& o = t->second.as_table();
-    if (o.count("type") || o.count(option)) continue;
+  const auto raw = policy_of(checks.raw_quant);
+  if (!raw) return;
+  for (size_t i = 0; i < raw->overrides.size(); ++i) {
+    const auto& entry = raw->overrides[i].at(key.target);
+    if (!entry || !entry->merged_onto_default ||
+        std::find(entry->written.begin(), entry->written.end(), option) != entry->written.end())
+      continue;
     inherited["quant.override[" + std::to_string(i) + "]." + target + "." + option] = n;
   }
 }

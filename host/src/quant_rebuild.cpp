@@ -30,13 +30,6 @@ namespace {
   throw qsdk::Error(qsdk::ErrorCategory::runtime, place, message, hint);
 }
 
-qsdk::LayerRole role_from(const std::string& role) {
-  if (role == "stem") return qsdk::LayerRole::stem;
-  if (role == "shortcut") return qsdk::LayerRole::shortcut;
-  if (role == "head") return qsdk::LayerRole::head;
-  return qsdk::LayerRole::body;
-}
-
 std::string shape_str(const torch::Tensor& t) {
   std::ostringstream o;
   o << t.sizes();
@@ -86,28 +79,6 @@ class RngRewind {
   torch::Tensor state_;
 };
 
-// Splits "override[1].activation.bits" into {"override", 1}, "activation", "bits".
-struct KeyPart {
-  std::string name;
-  int64_t index = -1;
-};
-std::vector<KeyPart> split_key(const std::string& key) {
-  std::vector<KeyPart> out;
-  std::stringstream ss(key);
-  for (std::string part; std::getline(ss, part, '.');) {
-    KeyPart k;
-    const auto open = part.find('[');
-    if (open != std::string::npos && part.back() == ']') {
-      k.name = part.substr(0, open);
-      k.index = std::stoll(part.substr(open + 1, part.size() - open - 2));
-    } else {
-      k.name = part;
-    }
-    out.push_back(k);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string RebuildReport::summary() const {
@@ -129,13 +100,10 @@ std::string RebuildReport::summary() const {
   return s;
 }
 
-QuantRebuilder::QuantRebuilder(qsdk::Table quant, QuantizerMaker make_quantizer, int64_t batch_size,
-                               int64_t input_size, std::shared_ptr<torch::nn::Module> model,
-                               const std::vector<LayerRecord>& records)
-    : quant_(std::move(quant)), make_(std::move(make_quantizer)), model_(std::move(model)) {
-  std::map<std::string, std::string> roles;
-  for (const auto& r : records) roles[r.path] = r.role;
-  const QuantPolicy policy = QuantPolicy::from_table(quant_);
+QuantRebuilder::QuantRebuilder(const LayerFactory& factory, std::shared_ptr<torch::nn::Module> model)
+    : policy_(factory.policy()), make_(factory.quantizer_maker()), model_(std::move(model)) {
+  std::map<std::string, qsdk::LayerRole> roles;
+  for (const auto& r : factory.records()) roles[r.path] = r.role;
   // The contexts mirror LayerFactory::make_quantizers (layer_factory.cpp).
   auto add = [&](const std::string& path, qsdk::QuantTarget target, std::shared_ptr<qsdk::QuantizerImpl> q,
                  std::vector<int64_t> shape, std::function<void(std::shared_ptr<qsdk::QuantizerImpl>)> replace) {
@@ -144,16 +112,16 @@ QuantRebuilder::QuantRebuilder(qsdk::Table quant, QuantizerMaker make_quantizer,
     if (role == roles.end()) fail(path, "quantized layer unknown to the layer factory");
     Slot s;
     s.path = path;
-    s.role = role_from(role->second);
+    s.role = role->second;
     s.target = target;
     s.ctx.target = target;
     s.ctx.shape = std::move(shape);
     s.ctx.module_path = path;
     s.ctx.role = role->second;
-    s.ctx.batch_size = batch_size;
-    s.ctx.input_size = input_size;
+    s.ctx.batch_size = factory.batch_size();
+    s.ctx.input_size = factory.input_size();
     s.current = std::move(q);
-    auto table = policy.resolve(path, s.role, target);
+    auto table = policy_.resolve(path, s.role, target);
     if (!table) fail(path, std::string("has a ") + qsdk::to_string(target) + " quantizer that [quant] does not give it");
     s.table = *table;
     s.replace = std::move(replace);
@@ -192,48 +160,16 @@ QuantRebuilder::~QuantRebuilder() = default;
 
 size_t QuantRebuilder::size() const { return slots_.size(); }
 
-namespace {
-
-// Sets parts[i..] below `t`; returns the previous value. Lists are copied and
-// written back (qsdk::Value has no mutable list access).
-qsdk::Value set_in(qsdk::Table& t, const std::vector<KeyPart>& parts, size_t i, const qsdk::Value& value,
-                   const std::string& place) {
-  if (i + 1 == parts.size()) {
-    if (!t.count("type")) fail(place, "does not name an option of a quantizer table");
-    qsdk::Value old = t.count(parts[i].name) ? t.at(parts[i].name) : qsdk::Value();
-    t[parts[i].name] = value;
-    return old;
-  }
-  auto it = t.find(parts[i].name);
-  if (it == t.end()) fail(place, "'" + parts[i].name + "' is not in [quant]");
-  if (parts[i].index < 0) {
-    if (it->second.type() != qsdk::Value::Type::table) fail(place, "'" + parts[i].name + "' is not a quantizer table");
-    return set_in(it->second.as_table(), parts, i + 1, value, place);
-  }
-  if (it->second.type() != qsdk::Value::Type::list ||
-      parts[i].index >= static_cast<int64_t>(it->second.as_list().size()))
-    fail(place, "no entry " + std::to_string(parts[i].index) + " in quant." + parts[i].name);
-  qsdk::List list = it->second.as_list();
-  auto& element = list[static_cast<size_t>(parts[i].index)];
-  if (element.type() != qsdk::Value::Type::table) fail(place, "quant." + parts[i].name + " entry is not a table");
-  qsdk::Value old = set_in(element.as_table(), parts, i + 1, value, place);
-  it->second = qsdk::Value(std::move(list));
-  return old;
-}
-
-}  // namespace
-
 qsdk::Value QuantRebuilder::set_option(const std::string& key, const qsdk::Value& value) {
-  const auto parts = split_key(key);
-  if (parts.size() < 2) fail("quant." + key, "does not name an option of a quantizer table");
-  return set_in(quant_, parts, 0, value, "quant." + key);
+  const auto parsed = QuantKey::parse(key);
+  if (!parsed.key) fail("quant." + key, parsed.message, parsed.hint);
+  return policy_.set_option(*parsed.key, value);
 }
 
 RebuildReport QuantRebuilder::rebuild() {
   RebuildReport report;
-  const QuantPolicy policy = QuantPolicy::from_table(quant_);
   for (auto& s : slots_) {
-    auto table = policy.resolve(s.path, s.role, s.target);
+    auto table = policy_.resolve(s.path, s.role, s.target);
     if (!table) fail(s.path, "a schedule cannot remove a quantizer");
     if (*table == s.table) continue;
     std::shared_ptr<qsdk::QuantizerImpl> fresh_old, fresh;

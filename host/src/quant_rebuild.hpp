@@ -40,7 +40,7 @@ struct RebuildReport {
 
 /// The quantizers of a built model and the `[quant]` policy they came from.
 ///
-/// set_option() edits the policy (the validated `[quant]` table); rebuild()
+/// set_option() edits the policy (a copy of the layer factory's); rebuild()
 /// resolves every layer's quantizer table again (QuantPolicy::resolve, so
 /// `[[quant.override]]` entries apply as when the model was built) and replaces
 /// each quantizer whose table changed with one the registry makes from the new
@@ -54,22 +54,21 @@ struct RebuildReport {
 /// generator is left as it was, so a rebuild never perturbs the run.
 class QuantRebuilder {
  public:
-  /// `quant` is the validated `[quant]` table the model was built from;
-  /// `make_quantizer`, `batch_size` and `input_size` are those of the model's
-  /// LayerFactory, whose `records` give each layer's role. Finds every
-  /// QuantConv2d / QuantLinear of `model`.
-  QuantRebuilder(qsdk::Table quant, QuantizerMaker make_quantizer, int64_t batch_size, int64_t input_size,
-                 std::shared_ptr<torch::nn::Module> model, const std::vector<LayerRecord>& records);
+  /// `factory` made the layers of `model`: its policy, quantizer maker,
+  /// contexts and records (each layer's role) are the starting point. Finds
+  /// every QuantConv2d / QuantLinear of `model`.
+  QuantRebuilder(const LayerFactory& factory, std::shared_ptr<torch::nn::Module> model);
   ~QuantRebuilder();
 
   /// Sets `key` of the policy: "activation.bits" or "override[1].activation.bits"
-  /// (relative to `[quant]`). Returns the previous value. Throws qsdk::Error(runtime)
-  /// when the key does not name an option of an existing quantizer table.
+  /// (relative to `[quant]`, QuantKey). Returns the previous value. Throws
+  /// qsdk::Error(runtime) when the key does not name an option of an existing
+  /// quantizer table.
   qsdk::Value set_option(const std::string& key, const qsdk::Value& value);
   /// Replaces every quantizer whose resolved table changed since the last rebuild.
   RebuildReport rebuild();
-  /// The current `[quant]` table.
-  const qsdk::Table& quant() const { return quant_; }
+  /// The current policy.
+  const QuantPolicy& policy() const { return policy_; }
   /// The model.
   torch::nn::Module& model() const { return *model_; }
   /// Number of quantizers found in the model.
@@ -77,7 +76,7 @@ class QuantRebuilder {
 
  private:
   struct Slot;
-  qsdk::Table quant_;
+  QuantPolicy policy_;
   QuantizerMaker make_;
   std::shared_ptr<torch::nn::Module> model_;
   std::vector<Slot> slots_;

@@ -138,43 +138,26 @@ std::pair<const Component*, qsdk::Table> Registry::prepare(Kind kind, const qsdk
   return {&c, with_defaults(c.spec.schema, options)};
 }
 
-template <class Factory, class Ctx>
-static auto build(const Component& c, const qsdk::Table& options, const Ctx& context) {
-  const auto* factory = std::get_if<Factory>(&c.spec.factory);
+template <qsdk::Kind K>
+std::shared_ptr<typename qsdk::KindTraits<K>::Interface> Registry::make(
+    const qsdk::Table& options, const typename qsdk::KindTraits<K>::Context& context) const {
+  auto [c, table] = prepare(K, options);
+  const auto* factory = std::get_if<typename qsdk::KindTraits<K>::Factory>(&c->spec.factory);
   if (!factory || !*factory)
-    throw qsdk::Error(ErrorCategory::plugin, component_context(c), "has no factory of its kind",
+    throw qsdk::Error(ErrorCategory::plugin, component_context(*c), "has no factory of its kind",
                       "register it with the Registrar::add_<kind> helper");
-  return call_plugin(c, [&] { return (*factory)(options, context); });
+  return call_plugin(*c, [&] { return (*factory)(table, context); });
 }
 
-std::shared_ptr<qsdk::QuantizerImpl> Registry::make_quantizer(const qsdk::Table& options,
-                                                              const qsdk::QuantizerContext& context) const {
-  auto [c, table] = prepare(Kind::quantizer, options);
-  return build<qsdk::QuantizerFactory>(*c, table, context);
-}
-
-std::shared_ptr<qsdk::ModelImpl> Registry::make_model(const qsdk::Table& options,
-                                                      const qsdk::ModelContext& context) const {
-  auto [c, table] = prepare(Kind::model, options);
-  return build<qsdk::ModelFactory>(*c, table, context);
-}
-
-std::shared_ptr<qsdk::Trick> Registry::make_trick(const qsdk::Table& options, const qsdk::TrickContext& context) const {
-  auto [c, table] = prepare(Kind::trick, options);
-  return build<qsdk::TrickFactory>(*c, table, context);
-}
-
-std::shared_ptr<qsdk::Scheduler> Registry::make_scheduler(const qsdk::Table& options,
-                                                          const qsdk::SchedulerContext& context) const {
-  auto [c, table] = prepare(Kind::scheduler, options);
-  return build<qsdk::SchedulerFactory>(*c, table, context);
-}
-
-std::shared_ptr<qsdk::Dataset> Registry::make_dataset(const qsdk::Table& options,
-                                                      const qsdk::DatasetContext& context) const {
-  auto [c, table] = prepare(Kind::dataset, options);
-  return build<qsdk::DatasetFactory>(*c, table, context);
-}
+template std::shared_ptr<qsdk::QuantizerImpl> Registry::make<Kind::quantizer>(const qsdk::Table&,
+                                                                              const qsdk::QuantizerContext&) const;
+template std::shared_ptr<qsdk::ModelImpl> Registry::make<Kind::model>(const qsdk::Table&,
+                                                                      const qsdk::ModelContext&) const;
+template std::shared_ptr<qsdk::Trick> Registry::make<Kind::trick>(const qsdk::Table&, const qsdk::TrickContext&) const;
+template std::shared_ptr<qsdk::Scheduler> Registry::make<Kind::scheduler>(const qsdk::Table&,
+                                                                          const qsdk::SchedulerContext&) const;
+template std::shared_ptr<qsdk::Dataset> Registry::make<Kind::dataset>(const qsdk::Table&,
+                                                                      const qsdk::DatasetContext&) const;
 
 void Registry::clear() {
   components_.clear();

@@ -68,22 +68,37 @@ class Registry : public qsdk::Registrar {
   /// The hint for an unknown name: "did you mean 'lsq'? known quantizers: a, b".
   std::string unknown_hint(qsdk::Kind kind, const std::string& name) const;
 
-  /// Builds the component named by `options["type"]`. Schema defaults fill
-  /// missing options; keys not in the schema (host keys, "type") are ignored.
-  /// Anything the plugin throws is re-thrown with "quantizer/lsq (plugin 'lsq'
-  /// 1.0.0, path)" in front; qsdk::Error keeps its category, other exceptions
-  /// become qsdk::ErrorCategory::plugin.
+  /// Builds the component of kind `K` named by `options["type"]`. Schema
+  /// defaults fill missing options; keys not in the schema (host keys, "type")
+  /// are ignored. Anything the plugin throws is re-thrown with "quantizer/lsq
+  /// (plugin 'lsq' 1.0.0, path)" in front; qsdk::Error keeps its category,
+  /// other exceptions become qsdk::ErrorCategory::plugin. Instantiated for
+  /// every kind in registry.cpp.
+  template <qsdk::Kind K>
+  std::shared_ptr<typename qsdk::KindTraits<K>::Interface> make(
+      const qsdk::Table& options, const typename qsdk::KindTraits<K>::Context& context) const;
+  /// make<Kind::quantizer>.
   std::shared_ptr<qsdk::QuantizerImpl> make_quantizer(const qsdk::Table& options,
-                                                      const qsdk::QuantizerContext& context) const;
-  /// Builds a model (see make_quantizer).
-  std::shared_ptr<qsdk::ModelImpl> make_model(const qsdk::Table& options, const qsdk::ModelContext& context) const;
-  /// Builds a trick (see make_quantizer).
-  std::shared_ptr<qsdk::Trick> make_trick(const qsdk::Table& options, const qsdk::TrickContext& context) const;
-  /// Builds a scheduler (see make_quantizer).
+                                                      const qsdk::QuantizerContext& context) const {
+    return make<qsdk::Kind::quantizer>(options, context);
+  }
+  /// make<Kind::model>.
+  std::shared_ptr<qsdk::ModelImpl> make_model(const qsdk::Table& options, const qsdk::ModelContext& context) const {
+    return make<qsdk::Kind::model>(options, context);
+  }
+  /// make<Kind::trick>.
+  std::shared_ptr<qsdk::Trick> make_trick(const qsdk::Table& options, const qsdk::TrickContext& context) const {
+    return make<qsdk::Kind::trick>(options, context);
+  }
+  /// make<Kind::scheduler>.
   std::shared_ptr<qsdk::Scheduler> make_scheduler(const qsdk::Table& options,
-                                                  const qsdk::SchedulerContext& context) const;
-  /// Builds a dataset (see make_quantizer).
-  std::shared_ptr<qsdk::Dataset> make_dataset(const qsdk::Table& options, const qsdk::DatasetContext& context) const;
+                                                  const qsdk::SchedulerContext& context) const {
+    return make<qsdk::Kind::scheduler>(options, context);
+  }
+  /// make<Kind::dataset>.
+  std::shared_ptr<qsdk::Dataset> make_dataset(const qsdk::Table& options, const qsdk::DatasetContext& context) const {
+    return make<qsdk::Kind::dataset>(options, context);
+  }
 
   /// Drops every factory. Call before main returns, after everything built
   /// from plugins is destroyed: the factories' code lives in the plugins.

@@ -223,10 +223,7 @@ Built build(const Config& config, Registry& registry, bool train, bool smoke, co
   // change needs the rebuilt quantizers (PolicySchedule::catch_up_quantizers).
   b.parts.schedule = PolicySchedule::from_config(root);
   if (b.parts.schedule && b.parts.schedule->changes_quant())
-    b.parts.schedule->attach_quantizers(std::make_shared<QuantRebuilder>(
-        section(root, "quant"),
-        [&registry](const qsdk::Table& t, const qsdk::QuantizerContext& c) { return registry.make_quantizer(t, c); },
-        data_opts.batch_size, input_size, b.parts.model, b.factory->records()));
+    b.parts.schedule->attach_quantizers(std::make_shared<QuantRebuilder>(*b.factory, b.parts.model));
 
   if (train) {
     const auto settings = OptimizerSettings::from_table(section(root, "optimizer"));

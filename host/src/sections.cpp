@@ -1,5 +1,7 @@
 #include "sections.hpp"
 
+#include <qsdk/roles.hpp>
+
 namespace qhost {
 
 qsdk::Schema<ExperimentOptions> ExperimentOptions::schema() {
@@ -133,12 +135,20 @@ const SectionSpec* find_section(const std::string& name) {
 }
 
 const std::vector<std::string>& quant_targets() {
-  static const std::vector<std::string> t{"weight", "activation", "output"};
+  static const std::vector<std::string> t = [] {
+    std::vector<std::string> out;
+    for (qsdk::QuantTarget x : qsdk::kAllQuantTargets) out.push_back(qsdk::to_string(x));
+    return out;
+  }();
   return t;
 }
 
 const std::vector<std::string>& layer_roles() {
-  static const std::vector<std::string> r{"stem", "body", "shortcut", "head"};
+  static const std::vector<std::string> r = [] {
+    std::vector<std::string> out;
+    for (qsdk::LayerRole x : qsdk::kAllLayerRoles) out.push_back(qsdk::to_string(x));
+    return out;
+  }();
   return r;
 }
 

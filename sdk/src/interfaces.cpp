@@ -26,25 +26,6 @@ Dataset::~Dataset() = default;
 Trick::~Trick() = default;
 Registrar::~Registrar() = default;
 
-const char* to_string(QuantTarget target) {
-  switch (target) {
-    case QuantTarget::activation: return "activation";
-    case QuantTarget::weight: return "weight";
-    case QuantTarget::output: return "output";
-  }
-  return "unknown";
-}
-
-const char* to_string(LayerRole role) {
-  switch (role) {
-    case LayerRole::stem: return "stem";
-    case LayerRole::body: return "body";
-    case LayerRole::shortcut: return "shortcut";
-    case LayerRole::head: return "head";
-  }
-  return "unknown";
-}
-
 const char* to_string(Kind kind) {
   switch (kind) {
     case Kind::quantizer: return "quantizer";

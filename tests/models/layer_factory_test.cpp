@@ -98,7 +98,7 @@ TEST(LayerFactory, QuantizerContextShapes) {
   EXPECT_EQ(w.shape, (std::vector<int64_t>{8, 4, 3, 3}));  // C_in, not C_in/groups
                                                            // (docs/methods.md#groups-and-derived-quantities)
   EXPECT_EQ(w.module_path, "layer1.0.conv1.0");
-  EXPECT_EQ(w.role, "body");
+  EXPECT_EQ(w.role, qsdk::LayerRole::body);
   EXPECT_EQ(w.batch_size, 16);
   EXPECT_EQ(w.input_size, 224);
   EXPECT_EQ(log.contexts[1].target, qsdk::QuantTarget::activation);
@@ -108,7 +108,7 @@ TEST(LayerFactory, QuantizerContextShapes) {
   EXPECT_EQ(log.contexts[3].shape, (std::vector<int64_t>{1, 1, 10, 8}));
   EXPECT_EQ(log.contexts[4].shape, (std::vector<int64_t>{1, 8, 1, 1}));
   EXPECT_EQ(log.contexts[5].shape, (std::vector<int64_t>{1, 10, 1, 1}));
-  EXPECT_EQ(log.contexts[3].role, "head");
+  EXPECT_EQ(log.contexts[3].role, qsdk::LayerRole::head);
 }
 
 TEST(LayerFactory, OverridesByRoleAndGlobLastWins) {
@@ -139,7 +139,6 @@ TEST(LayerFactory, OverridesByRoleAndGlobLastWins) {
   EXPECT_EQ(r[1].weight.str(), "testq/4b");
   EXPECT_EQ(r[1].activation.str(), "testq/2b");
   EXPECT_EQ(r[2].weight.type, "other");
-  EXPECT_EQ(r[2].weight.bits, 0);
   EXPECT_FALSE(r[2].activation.active());
   EXPECT_FALSE(r[3].weight.active());
   EXPECT_FALSE(r[3].activation.active());
@@ -254,10 +253,72 @@ TEST(LayerFactory, BadTablesAreConfigErrorsWithPlace) {
 TEST(LayerFactory, GlobMatchesAcrossDots) {
   qhost::QuantOverride o;
   o.paths = {"layer?.0.*"};
-  EXPECT_TRUE(o.matches("layer2.0.skip.1", "shortcut"));
-  EXPECT_FALSE(o.matches("layer2.1.conv1.0", "body"));
-  o.roles = {"body"};
-  EXPECT_FALSE(o.matches("layer2.0.skip.1", "shortcut"));
+  EXPECT_TRUE(o.matches("layer2.0.skip.1", LayerRole::shortcut));
+  EXPECT_FALSE(o.matches("layer2.1.conv1.0", LayerRole::body));
+  o.roles = {LayerRole::body};
+  EXPECT_FALSE(o.matches("layer2.0.skip.1", LayerRole::shortcut));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(QuantPolicy, OverrideWithoutTypeMergesOntoTheDefaultAndRemembersWhatItWrote) {
+  Table q{{"weight", Table{{"type", "testq"}, {"bits", 2}, {"offset", 0.5}}}};
+  q["override"] = List{Table{{"match", Table{{"path", List{"layer1.*"}}}}, {"weight", Table{{"bits", 4}}}},
+                       Table{{"match", Table{{"role", List{"body"}}}}, {"weight", Table{{"type", "other"}}}}};
+  const auto p = qhost::QuantPolicy::from_table(q);
+  ASSERT_EQ(p.overrides.size(), 2u);
+  const auto& merged = *p.overrides[0].at(qsdk::QuantTarget::weight);
+  EXPECT_TRUE(merged.merged_onto_default);
+  EXPECT_EQ(merged.written, std::vector<std::string>{"bits"});
+  EXPECT_EQ(merged.choice->at("type").as_string(), "testq");
+  EXPECT_EQ(merged.choice->at("bits").as_int(), 4);
+  EXPECT_EQ(merged.choice->at("offset").as_double(), 0.5);
+  EXPECT_FALSE(p.overrides[1].at(qsdk::QuantTarget::weight)->merged_onto_default);
+  EXPECT_FALSE(p.overrides[0].at(qsdk::QuantTarget::activation));
+  // Last matching override wins; the role-FP stem ignores the default.
+  EXPECT_EQ(p.resolve("layer1.0.conv1", LayerRole::body, qsdk::QuantTarget::weight)->at("type").as_string(), "other");
+  EXPECT_EQ(p.resolve("layer1.0.skip", LayerRole::shortcut, qsdk::QuantTarget::weight)->at("bits").as_int(), 4);
+  EXPECT_FALSE(p.resolve("conv1", LayerRole::stem, qsdk::QuantTarget::weight));
+}
+
+TEST(QuantPolicy, KeysParseOnceWithMessagesForEveryMalformedShape) {
+  auto ok = qhost::QuantKey::parse("override[12].activation.bits");
+  ASSERT_TRUE(ok.key);
+  EXPECT_EQ(ok.key->override_index, 12);
+  EXPECT_EQ(ok.key->target, qsdk::QuantTarget::activation);
+  EXPECT_EQ(ok.key->option, "bits");
+  EXPECT_EQ(ok.key->str(), "override[12].activation.bits");
+  EXPECT_EQ(qhost::QuantKey::parse("weight.bits").key->str(), "weight.bits");
+  EXPECT_EQ(qhost::QuantKey::parse("bits").message, "'quant.bits' names no quantizer option");
+  EXPECT_EQ(qhost::QuantKey::parse("override[1x].weight.bits").message, "there is no [[quant.override]] entry 1x");
+  EXPECT_EQ(qhost::QuantKey::parse("override[-1].weight.bits").message, "there is no [[quant.override]] entry -1");
+  EXPECT_EQ(qhost::QuantKey::parse("override[1]weight.bits").message, "'quant.override[1]weight.bits' is not a quantizer option");
+  const auto typo = qhost::QuantKey::parse("weights.bits");
+  EXPECT_EQ(typo.message, "'weights' is not a quantized tensor");
+  EXPECT_NE(typo.hint.find("weight"), std::string::npos) << typo.hint;
+}
+
+TEST(QuantPolicy, SetOptionChangesOneTableAndRefusesAbsentOnes) {
+  Table q{{"activation", Table{{"type", "testq"}, {"bits", 4}}}};
+  q["override"] = List{Table{{"match", Table{{"role", List{"head"}}}}, {"activation", "none"}}};
+  auto p = qhost::QuantPolicy::from_table(q);
+  EXPECT_EQ(p.set_option(*qhost::QuantKey::parse("activation.bits").key, Value(int64_t{2})), Value(int64_t{4}));
+  EXPECT_EQ(p.activation->at("bits").as_int(), 2);
+  EXPECT_TRUE(p.set_option(*qhost::QuantKey::parse("activation.offset").key, Value(0.25)).is_none());
+  EXPECT_THROW(p.set_option(*qhost::QuantKey::parse("weight.bits").key, Value(int64_t{2})), qsdk::Error);
+  EXPECT_THROW(p.set_option(*qhost::QuantKey::parse("override[0].activation.bits").key, Value(int64_t{2})),
+               qsdk::Error);
+  EXPECT_THROW(p.set_option(*qhost::QuantKey::parse("override[3].activation.bits").key, Value(int64_t{2})),
+               qsdk::Error);
+}
+
+TEST(QuantPolicy, RoleAndTargetNamesComeFromTheSdk) {
+  for (LayerRole r : qsdk::kAllLayerRoles) EXPECT_EQ(qsdk::layer_role_from_string(qsdk::to_string(r)), r);
+  for (auto t : qsdk::kAllQuantTargets) EXPECT_EQ(qsdk::quant_target_from_string(qsdk::to_string(t)), t);
+  EXPECT_FALSE(qsdk::layer_role_from_string("stemm"));
+  EXPECT_FALSE(qsdk::quant_target_from_string("weights"));
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ TEST(ResNetNames, TorchResNet18LayerRolesMatchSpec) {
   std::map<std::string, int> roles;
   int quantized = 0;
   for (const auto& r : b.layers->records()) {
-    roles[r.role]++;
+    roles[qsdk::to_string(r.role)]++;
     quantized += r.weight.active() ? 1 : 0;
   }
   EXPECT_EQ(roles["stem"], 1);
@@ -189,7 +189,7 @@ TEST(ResNetNames, LosslessDownsampleNamesAndIndexOrder) {
       if (rec.path == path) return rec;
     return qhost::LayerRecord{};
   };
-  EXPECT_EQ(at("layer2.0.shrink.0.conv").role, "shortcut");
+  EXPECT_EQ(at("layer2.0.shrink.0.conv").role, qsdk::LayerRole::shortcut);
   EXPECT_LT(at("layer2.0.shrink.0.conv").index, at("layer2.0.conv1.0").index);
   EXPECT_LT(at("layer2.0.conv1.0").index, at("layer2.0.conv2.0").index);
 }

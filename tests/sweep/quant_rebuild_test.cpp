@@ -48,7 +48,7 @@ struct Fixture {
     auto layer = factory->conv2d("conv", qsdk::LayerRole::body, torch::nn::Conv2dOptions(3, 4, 3).padding(1));
     net->conv = std::dynamic_pointer_cast<qhost::QuantConv2dImpl>(layer);
     net->register_module("conv", layer);
-    rebuilder = std::make_unique<qhost::QuantRebuilder>(quant, maker, 2, 8, net, factory->records());
+    rebuilder = std::make_unique<qhost::QuantRebuilder>(*factory, net);
   }
   qsdk::QuantizerImpl& act() { return *net->conv->quantizers().activation; }
   torch::Tensor param(const std::string& name) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <qsdk/export.hpp>
+#include <qsdk/roles.hpp>
 
 #include <torch/nn/module.h>
 #include <torch/nn/options/conv.h>
@@ -15,17 +16,6 @@
 #include <vector>
 
 namespace qsdk {
-
-/// What a layer is for; the host's quantization policy is keyed on it.
-enum class LayerRole {
-  stem,      ///< first convolution(s), full precision by default
-  body,      ///< convolutions inside blocks
-  shortcut,  ///< downsample / skip convolutions (quantized unless real_skip)
-  head,      ///< the classifier, full precision by default
-};
-
-/// "stem", "body", "shortcut", "head".
-QSDK_API const char* to_string(LayerRole role);
 
 /// A convolution made by the host: plain, or wrapped with quantizers.
 /// Parameters are `weight` (and `bias`); quantizers are submodules

@@ -14,8 +14,9 @@ extern "C" {
 #endif
 
 /** Bumped on ANY change to the structs below or to the SDK's C++ interfaces.
- *  2: the stamp note section; FieldSpec::path. */
-#define QTOOL_PLUGIN_ABI_VERSION 2u
+ *  2: the stamp note section; FieldSpec::path.
+ *  3: QuantizerContext::role is a LayerRole (was a string). */
+#define QTOOL_PLUGIN_ABI_VERSION 3u
 
 /** Name of the one symbol qhost looks up in a plugin. */
 #define QTOOL_PLUGIN_ENTRY_SYMBOL "qtool_plugin_entry_v1"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <qsdk/export.hpp>
+#include <qsdk/roles.hpp>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -13,16 +14,6 @@
 
 namespace qsdk {
 
-/// Which tensor a quantizer sees (the reference's `fm`, `wt` and `ot` tags).
-enum class QuantTarget {
-  activation,  ///< `fm`: the input feature map of a layer
-  weight,      ///< `wt`: the layer's weight
-  output,      ///< `ot`: the layer's output
-};
-
-/// "activation", "weight", "output".
-QSDK_API const char* to_string(QuantTarget target);
-
 /// Where a quantizer is attached; given to its constructor.
 struct QSDK_API QuantizerContext {
   /// Which tensor it quantizes.
@@ -32,8 +23,8 @@ struct QSDK_API QuantizerContext {
   std::vector<int64_t> shape;
   /// Module path of the owning layer, e.g. "layer1.0.conv1".
   std::string module_path;
-  /// Role of the owning layer ("stem", "body", "shortcut", "head").
-  std::string role;
+  /// Role of the owning layer (to_string gives "stem", "body", "shortcut", "head").
+  LayerRole role = LayerRole::body;
   /// Per-rank batch size (used by element-count gradient scaling).
   int64_t batch_size = 1;
   /// Training input resolution (used by element-count gradient scaling).

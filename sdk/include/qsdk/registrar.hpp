@@ -46,6 +46,47 @@ using SchedulerFactory =
 /// Factory of a dataset.
 using DatasetFactory = std::function<std::shared_ptr<Dataset>(const Table&, const DatasetContext&)>;
 
+/// The one table of what each component kind is: its interface, the context
+/// its constructor gets and its factory type. Registrar::add_<kind> and the
+/// host's Registry::make<kind> are written once against it.
+template <Kind K>
+struct KindTraits;
+/// A quantizer: `Impl(Options, const QuantizerContext&)`.
+template <>
+struct KindTraits<Kind::quantizer> {
+  using Interface = QuantizerImpl;     ///< what the host calls
+  using Context = QuantizerContext;    ///< what the constructor is told
+  using Factory = QuantizerFactory;    ///< stored in ComponentSpec::factory
+};
+/// A model: `Impl(Options, const ModelContext&)`.
+template <>
+struct KindTraits<Kind::model> {
+  using Interface = ModelImpl;     ///< what the host calls
+  using Context = ModelContext;    ///< what the constructor is told
+  using Factory = ModelFactory;    ///< stored in ComponentSpec::factory
+};
+/// A trick: `Impl(Options, const TrickContext&)`.
+template <>
+struct KindTraits<Kind::trick> {
+  using Interface = Trick;         ///< what the host calls
+  using Context = TrickContext;    ///< what the constructor is told
+  using Factory = TrickFactory;    ///< stored in ComponentSpec::factory
+};
+/// A scheduler: `Impl(Options, const SchedulerContext&)`.
+template <>
+struct KindTraits<Kind::scheduler> {
+  using Interface = Scheduler;         ///< what the host calls
+  using Context = SchedulerContext;    ///< what the constructor is told
+  using Factory = SchedulerFactory;    ///< stored in ComponentSpec::factory
+};
+/// A dataset: `Impl(Options, const DatasetContext&)`.
+template <>
+struct KindTraits<Kind::dataset> {
+  using Interface = Dataset;         ///< what the host calls
+  using Context = DatasetContext;    ///< what the constructor is told
+  using Factory = DatasetFactory;    ///< stored in ComponentSpec::factory
+};
+
 /// Everything known about one component.
 struct QSDK_API ComponentSpec {
   Kind kind = Kind::quantizer;  ///< what it is
@@ -72,51 +113,43 @@ class QSDK_API Registrar {
   /// Adds a component; throws qsdk::Error(plugin) on a duplicate or a bad schema.
   virtual void add(ComponentSpec spec) = 0;
 
-  /// Registers quantizer `Impl`, constructed as `Impl(Options, const QuantizerContext&)`;
-  /// `Options::schema()` describes its options.
+  /// Registers component `Impl` of kind `K`, constructed as
+  /// `Impl(Options, const KindTraits<K>::Context&)`; `Options::schema()`
+  /// describes its options.
+  template <Kind K, class Impl, class Options>
+  void add_component(const std::string& name) {
+    using Traits = KindTraits<K>;
+    auto schema = Options::schema();
+    add(make_spec(K, name, schema.info(),
+                  typename Traits::Factory([schema](const Table& t, const typename Traits::Context& c) {
+                    return std::static_pointer_cast<typename Traits::Interface>(
+                        std::make_shared<Impl>(schema.bind(t), c));
+                  })));
+  }
+  /// Registers quantizer `Impl`, constructed as `Impl(Options, const QuantizerContext&)`.
   template <class Impl, class Options>
   void add_quantizer(const std::string& name) {
-    auto schema = Options::schema();
-    add(make_spec(Kind::quantizer, name, schema.info(),
-                  QuantizerFactory([schema](const Table& t, const QuantizerContext& c) {
-                    return std::static_pointer_cast<QuantizerImpl>(std::make_shared<Impl>(schema.bind(t), c));
-                  })));
+    add_component<Kind::quantizer, Impl, Options>(name);
   }
   /// Registers model `Impl`, constructed as `Impl(Options, const ModelContext&)`.
   template <class Impl, class Options>
   void add_model(const std::string& name) {
-    auto schema = Options::schema();
-    add(make_spec(Kind::model, name, schema.info(),
-                  ModelFactory([schema](const Table& t, const ModelContext& c) {
-                    return std::static_pointer_cast<ModelImpl>(std::make_shared<Impl>(schema.bind(t), c));
-                  })));
+    add_component<Kind::model, Impl, Options>(name);
   }
   /// Registers trick `Impl`, constructed as `Impl(Options, const TrickContext&)`.
   template <class Impl, class Options>
   void add_trick(const std::string& name) {
-    auto schema = Options::schema();
-    add(make_spec(Kind::trick, name, schema.info(),
-                  TrickFactory([schema](const Table& t, const TrickContext& c) {
-                    return std::static_pointer_cast<Trick>(std::make_shared<Impl>(schema.bind(t), c));
-                  })));
+    add_component<Kind::trick, Impl, Options>(name);
   }
   /// Registers scheduler `Impl`, constructed as `Impl(Options, const SchedulerContext&)`.
   template <class Impl, class Options>
   void add_scheduler(const std::string& name) {
-    auto schema = Options::schema();
-    add(make_spec(Kind::scheduler, name, schema.info(),
-                  SchedulerFactory([schema](const Table& t, const SchedulerContext& c) {
-                    return std::static_pointer_cast<Scheduler>(std::make_shared<Impl>(schema.bind(t), c));
-                  })));
+    add_component<Kind::scheduler, Impl, Options>(name);
   }
   /// Registers dataset `Impl`, constructed as `Impl(Options, const DatasetContext&)`.
   template <class Impl, class Options>
   void add_dataset(const std::string& name) {
-    auto schema = Options::schema();
-    add(make_spec(Kind::dataset, name, schema.info(),
-                  DatasetFactory([schema](const Table& t, const DatasetContext& c) {
-                    return std::static_pointer_cast<Dataset>(std::make_shared<Impl>(schema.bind(t), c));
-                  })));
+    add_component<Kind::dataset, Impl, Options>(name);
   }
 
  private:
