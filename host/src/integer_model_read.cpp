@@ -230,7 +230,7 @@ torch::Tensor decode_weight(const Entries& e, const std::string& layer, const st
     e.fail(dir + "scale", "has " + std::to_string(scale.numel()) + " values, neither 1 nor the " +
                               std::to_string(shape[axis]) + " of the weight's axis " + std::to_string(axis));
   if (scale.numel() != 1) bshape[axis] = scale.numel();
-  return ((u * stride + offset).to(torch::kFloat) * scale.reshape(bshape)).reshape(shape);
+  return (u * stride + offset).to(torch::kFloat).reshape(shape) * scale.reshape(bshape);
 }
 
 ActivationForm read_activation(const Entries& e, const std::string& key) {
