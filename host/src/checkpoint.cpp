@@ -558,6 +558,11 @@ CheckpointMeta read_meta(hid_t file, const std::string& path) {
   m.optimizer_type = read_string_attr(meta.get(), "optimizer_type", place, kMaxShortString);
   m.rng_text = read_string_attr(meta.get(), "rng_text", place, kMaxRngText);
   m.torch_rng_state = read_bytes_attr(meta.get(), "torch_rng_state", place, kMaxRngStateBytes);
+  // Written only by integer models (docs/integer-model.md); a checkpoint has neither.
+  if (has_attr(meta.get(), "content")) {
+    m.content = read_string_attr(meta.get(), "content", place, kMaxShortString);
+    m.content_version = read_scalar_attr<int64_t>(meta.get(), "content_version", H5T_NATIVE_INT64, H5T_INTEGER, place);
+  }
   return m;
 }
 
@@ -704,6 +709,11 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
       write_string_attr(meta.get(), "optimizer_type", m.optimizer_type, place);
       write_string_attr(meta.get(), "rng_text", m.rng_text, place);
       write_bytes_attr(meta.get(), "torch_rng_state", m.torch_rng_state, place);
+      if (!m.content.empty()) {
+        write_string_attr(meta.get(), "content", m.content, place);
+        write_scalar_attr<int64_t>(meta.get(), "content_version", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                   m.content_version, place);
+      }
     }
     {
       Handle model = check(H5Gcreate2(file.get(), "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, place,
@@ -721,6 +731,12 @@ void write_checkpoint(const std::string& path, const CheckpointData& data) {
           write_tensor(opt.get(), dots_to_slashes(key.substr(0, slash)) + key.substr(slash), tensor,
                        place + ":/optimizer");
       }
+    }
+    if (!data.integer.empty()) {
+      Handle integer = check(H5Gcreate2(file.get(), "integer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                             place, "cannot create /integer");
+      for (const auto& [name, tensor] : data.integer)
+        if (tensor.defined()) write_tensor(integer.get(), name, tensor, place + ":/integer");
     }
     {
       Handle metrics = check(H5Gcreate2(file.get(), "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
@@ -818,6 +834,12 @@ CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOpti
   Handle file = open_for_reading(path);
   CheckpointData data;
   data.meta = read_meta(file.get(), path);
+  if (!data.meta.content.empty() && !options.read_integer)
+    fail(path + ":/meta/content",
+         "is a qtool " + data.meta.content + ", not a training checkpoint (it holds no float weights to train from)",
+         "evaluate it with qhost eval; resume, init_from and teachers need the checkpoint it was exported from");
+  if (options.read_integer && data.meta.content != "integer-model")
+    fail(path + ":/meta/content", "missing: the file is a training checkpoint, not a qtool integer model");
   if (H5Lexists(file.get(), "model", H5P_DEFAULT) <= 0) fail(path + ":/model", "missing", "the file is damaged");
   // Describe everything first (no tensor data yet), check it against the model, then read.
   Walk walk;
@@ -829,9 +851,20 @@ CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOpti
     if (e.path.find('/') == std::string::npos)
       fail(path + ":/optimizer/" + e.path, "optimizer entry without a parameter name", kNotQhost);
 
+  // An integer model's /integer: every entry vetted by the caller before any read.
+  std::vector<Entry> integer;
+  if (options.read_integer) {
+    if (!options.check_integer) fail(path, "read_integer without check_integer (a qhost bug)");
+    if (H5Lexists(file.get(), "integer", H5P_DEFAULT) <= 0)
+      fail(path + ":/integer", "missing", "the file is damaged");
+    integer = collect_group(file.get(), "integer", path + ":/integer", walk);
+    for (const auto& e : integer) options.check_integer(e.path, e.sizes, e.dtype);
+  }
+
   std::vector<bool> read_it(model.size(), true);
   if (options.model != nullptr) {
-    const auto want = expectations(*options.model);
+    auto want = expectations(*options.model);
+    for (const auto& name : options.absent) want.erase(name);
     std::vector<std::string> problems, unknown;
     if (options.lenient) {
       // The DataParallel `module.` prefix is dropped as init_module_from() does.
@@ -909,6 +942,7 @@ CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOpti
     }
     data.model.emplace_back(slashes_to_dots(e.path), std::move(t));
   }
+  for (const auto& e : integer) data.integer.emplace_back(e.path, read_entry(e, path + ":/integer/" + e.path));
   for (const auto& e : opt) {
     const auto slash = e.path.rfind('/');
     data.optimizer.emplace_back(slashes_to_dots(e.path.substr(0, slash)) + e.path.substr(slash),

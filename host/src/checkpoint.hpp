@@ -6,6 +6,8 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +33,11 @@ struct CheckpointMeta {
   std::string optimizer_type;  ///< "sgd" / "adam" ("" = no optimizer state)
   std::vector<uint8_t> torch_rng_state;  ///< CPU generator state bytes
   std::string rng_text;        ///< other RNG state (e.g. std::mt19937_64 as text)
+  /// What the file is: "" = a training checkpoint; "integer-model" = the
+  /// integer model of `qhost export --format qtool` (docs/integer-model.md),
+  /// whose layout version is `content_version`.
+  std::string content;
+  int64_t content_version = 0;  ///< layout version of `content` (0 for a checkpoint)
 };
 
 /// Everything a checkpoint holds.
@@ -39,6 +46,9 @@ struct CheckpointData {
   NamedTensors model;      ///< parameters and buffers by dotted module path (`layer1.0.conv1.weight`)
   NamedTensors optimizer;  ///< optimizer state as `<dotted parameter name>/<state name>`
   std::string metrics_jsonl;  ///< metric history, one JSON object per line
+  /// `/integer` (integer models only, docs/integer-model.md#layout): datasets
+  /// by slash-separated path below the group, written and read as given.
+  NamedTensors integer;
 };
 
 /// Writes `data` to `path` atomically: the HDF5 file is built in memory, written
@@ -72,6 +82,17 @@ struct CheckpointReadOptions {
   bool allow_nonfinite = false;
   /// Cap on all tensor bytes of a read without a model (tests, tools).
   int64_t max_bytes_without_model = int64_t{2} << 30;
+  /// Read an integer model (meta content "integer-model"): `/integer` too.
+  /// Without it such a file is refused (it is no training checkpoint).
+  bool read_integer = false;
+  /// With a model: its entries that the file must not hold in `/model` (an
+  /// integer model's quantized weights, stored as codes in `/integer`).
+  std::set<std::string> absent;
+  /// Called for every `/integer` dataset (path below the group, shape, dtype)
+  /// before any data is read; throws qsdk::Error(checkpoint) for an entry the
+  /// reader does not expect or one larger than it allows. Required with read_integer.
+  std::function<void(const std::string& path, const std::vector<int64_t>& sizes, torch::ScalarType dtype)>
+      check_integer;
 };
 
 /// Reads a checkpoint. Throws qsdk::Error(checkpoint) naming the file (and

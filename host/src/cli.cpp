@@ -31,7 +31,7 @@ const char* kUsage =
     "commands:\n"
     "  run FILE.toml        train and evaluate an experiment\n"
     "  eval CHECKPOINT.h5   evaluate a checkpoint\n"
-    "  export CHECKPOINT.h5 write the model as ONNX (QuantizeLinear/DequantizeLinear) for deployment\n"
+    "  export CHECKPOINT.h5 write the model as ONNX (QuantizeLinear/DequantizeLinear) or a qtool integer model\n"
     "  check FILE.toml      validate an experiment without running it\n"
     "  list                 list the components of every plugin found\n"
     "  describe KIND/NAME   options, types, defaults and docs of a component (or of a section: describe data)\n"
@@ -281,7 +281,9 @@ int cli_main(int argc, char** argv) {
     ExportOptions xo;
     std::string batch = "dynamic";
     opts.add_options()("checkpoint", po::value<std::string>(&xo.checkpoint), "HDF5 checkpoint or run folder (its best.h5)")(
-        "output,o", po::value<std::string>(&xo.output), "the ONNX file to write")(
+        "output,o", po::value<std::string>(&xo.output), "the ONNX file (or integer model) to write")(
+        "format", po::value<std::string>(&xo.format)->default_value("onnx"),
+        "onnx, or qtool: the HDF5 integer model (bit-packed codes, scales; docs/integer-model.md)")(
         "opset", po::value<int64_t>(&xo.opset)->default_value(13),
         "ONNX opset, 13 to 17 (13: per-channel QuantizeLinear/DequantizeLinear)")(
         "batch", po::value<std::string>(&batch)->default_value("dynamic"),
@@ -297,7 +299,7 @@ int cli_main(int argc, char** argv) {
     pos.add("checkpoint", 1);
     if (help)
       return print_help(command,
-                        "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx [--opset N] [--batch dynamic|N] [--set KEY=VALUE]... "
+                        "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx|MODEL.qtool.h5 [--format onnx|qtool] [--opset N] [--batch dynamic|N] [--set KEY=VALUE]... "
                         "[--reference PREFIX] [--synthetic] [--trust-checkpoint-plugins]",
                         opts, globals),
              0;
@@ -320,7 +322,8 @@ int cli_main(int argc, char** argv) {
 
   // eval
   EvalOptions eo;
-  opts.add_options()("checkpoint", po::value<std::string>(&eo.checkpoint), "HDF5 checkpoint")(
+  opts.add_options()("checkpoint", po::value<std::string>(&eo.checkpoint),
+                     "HDF5 checkpoint, or an integer model of qhost export --format qtool")(
       "config", po::value<std::string>(&eo.config_file),
       "experiment TOML describing model, quantizers and data (default: the configuration stored in the checkpoint; "
       "needed for converted weights)")(
@@ -335,7 +338,7 @@ int cli_main(int argc, char** argv) {
   pos.add("checkpoint", 1);
   if (help)
     return print_help(command,
-                      "CHECKPOINT.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic] "
+                      "CHECKPOINT.h5|MODEL.qtool.h5 [--config EXPERIMENT.toml] [--set KEY=VALUE]... [--synthetic] "
                       "[--trust-checkpoint-plugins] [--allow-nonfinite] [--max-batches N] [--dump-logits FILE.npy]",
                       opts,
                       globals),

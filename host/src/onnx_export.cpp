@@ -17,6 +17,7 @@
 
 #include "../onnx/onnx_writer.hpp"
 #include "checkpoint_model.hpp"
+#include "integer_model.hpp"
 #include "quant_layers.hpp"
 #include "registry.hpp"
 #include "registry_call.hpp"
@@ -38,6 +39,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -73,6 +75,7 @@ struct QuantizedValue {
   std::string path;
   qsdk::QuantTarget target;
   qsdk::ActivationExport spec;
+  int64_t axis = 1;  ///< channel axis of the quantized tensor
 };
 
 /// Stops the trace for its lifetime (work the graph must not contain).
@@ -149,7 +152,7 @@ class Hooks : public ExportHooks {
         throw qsdk::Error(ErrorCategory::plugin, where,
                           "export_activation returned an inconsistent scale, zero point or range");
       e.scale = e.scale.detach().to(torch::kFloat).reshape({-1}).contiguous();
-      values_.push_back({path, target, e});
+      values_.push_back({path, target, e, axis});
     }
     // Recorded by the trace as one node whose constant arguments carry the scale,
     // zero point and range (translated in Translator::fake_quantize).
@@ -166,6 +169,7 @@ class Hooks : public ExportHooks {
     return it == weights_.end() ? nullptr : &it->second;
   }
   const std::vector<QuantizedValue>& values() const { return values_; }
+  const std::unordered_map<const void*, QuantizedWeight>& weights() const { return weights_; }
   size_t weight_count() const { return weights_.size(); }
   int64_t level_activation_count() const { return level_activations_; }
 
@@ -631,6 +635,78 @@ class Translator {
   int64_t qdq_ = 0;
 };
 
+/// A constant tensor argument of a traced node, or an undefined tensor.
+torch::Tensor constant_tensor_of(const Value* v) {
+  const Node* n = v->node();
+  if (n->kind() != c10::prim::Constant || !v->type()->isSubtypeOf(*c10::TensorType::get())) return {};
+  return n->t(c10::attr::value);
+}
+
+/// The batch norms that directly follow a quantized conv/linear layer (their
+/// only use), folded with the layer's bias: found in the traced graph, since
+/// only the model's forward knows which norm follows which layer.
+std::vector<FoldedNorm> folded_norms(const torch::jit::Graph& graph, const Hooks& hooks) {
+  std::vector<FoldedNorm> out;
+  for (const Node* n : graph.nodes()) {
+    if (std::string(n->kind().toQualString()) != "aten::batch_norm") continue;
+    const Node* layer = n->input(0)->node();
+    const std::string op = layer->kind().toQualString();
+    if ((op != "aten::conv2d" && op != "aten::_convolution" && op != "aten::linear") ||
+        layer->output()->uses().size() != 1)
+      continue;
+    const torch::Tensor w = constant_tensor_of(layer->input(1));
+    const QuantizedWeight* q = w.defined() ? hooks.find_weight(w) : nullptr;
+    const torch::Tensor mean = constant_tensor_of(n->input(3)), var = constant_tensor_of(n->input(4));
+    if (!q || !mean.defined() || !var.defined()) continue;
+    const int64_t c = mean.numel();
+    const double eps = torch::jit::toIValue(n->input(7))->toDouble();
+    torch::Tensor gamma = constant_tensor_of(n->input(1)), beta = constant_tensor_of(n->input(2));
+    torch::Tensor bias = constant_tensor_of(layer->input(2));
+    if (!gamma.defined()) gamma = torch::ones({c});
+    if (!beta.defined()) beta = torch::zeros({c});
+    if (!bias.defined()) bias = torch::zeros({c});
+    const torch::Tensor scale = gamma.to(torch::kFloat) / torch::sqrt(var.to(torch::kFloat) + eps);
+    out.push_back({q->path, scale, beta.to(torch::kFloat) + (bias.to(torch::kFloat) - mean.to(torch::kFloat)) * scale});
+  }
+  return out;
+}
+
+/// Writes the integer model of the traced model (docs/integer-model.md).
+void write_qtool(const std::string& output, const CheckpointModel& m, const Hooks& hooks,
+                 const torch::jit::Graph& graph) {
+  IntegerModel im;
+  im.meta.epoch = m.epoch;
+  im.meta.resolved_toml = m.resolved_toml;
+  const auto names = layer_weight_names(*m.model);
+  std::set<std::string> quantized;
+  for (const auto& [impl, q] : hooks.weights()) {
+    (void)impl;
+    if (!quantized.insert(q.path).second) continue;  // a layer run twice: one entry
+    int64_t num_levels = 0;
+    for (const auto& r : m.layers)
+      if (r.path == q.path) num_levels = r.weight.levels;
+    im.weights.push_back({q.path, q.codes, q.scale, q.axis, torch::Tensor(), num_levels});
+  }
+  for (const auto& r : m.layers)
+    if (r.weight.active() && quantized.count(r.path) == 0)
+      throw qsdk::Error(ErrorCategory::runtime, r.path + ": quant_weight",
+                        "the traced forward never used this layer's quantized weight",
+                        "the integer model stores every quantized layer of the model");
+  std::set<std::string> weight_params;
+  for (const auto& path : quantized) weight_params.insert(names.at(path));
+  for (const auto& [name, t] : module_state(*m.model))
+    if (weight_params.count(name) == 0) im.floats.emplace_back(name, t);
+  std::set<std::string> seen;
+  for (const auto& v : hooks.values()) {
+    if (!seen.insert(v.path + "/" + qsdk::to_string(v.target)).second) continue;
+    im.activations.push_back({v.path, v.target, v.spec.scale, v.spec.zero_point, v.spec.qmin, v.spec.qmax, v.axis});
+  }
+  im.norms = folded_norms(graph, hooks);
+  write_integer_model(output, im);
+  spdlog::info("export: integer model {} ({} quantized weights, {} quantized activations, {} folded batch norms)",
+               output, im.weights.size(), im.activations.size(), im.norms.size());
+}
+
 std::string resolve_checkpoint(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -670,6 +746,16 @@ void write_npy(const std::string& path, const at::Tensor& t_in) {
 }
 
 int export_checkpoint(Registry& registry, PluginLoader& loader, const ExportOptions& options) {
+  if (options.format != "onnx" && options.format != "qtool")
+    throw qsdk::Error(ErrorCategory::usage, "--format", "'" + options.format + "' is neither onnx nor qtool",
+                      "onnx: standard operators (README.md#deploy); qtool: the integer model (docs/integer-model.md)");
+  const bool qtool = options.format == "qtool";
+  if (qtool && !options.overrides.empty())
+    throw qsdk::Error(ErrorCategory::usage, "--set", "not supported with --format qtool",
+                      "the integer model stores the checkpoint's own configuration, which --set would contradict");
+  if (qtool && !options.reference.empty())
+    throw qsdk::Error(ErrorCategory::usage, "--reference", "only with --format onnx",
+                      "compare an integer model with qhost eval on both files");
   if (options.opset < kMinExportOpset || options.opset > kMaxExportOpset)
     throw qsdk::Error(ErrorCategory::usage, "--opset",
                       std::to_string(options.opset) + " is outside [" + std::to_string(kMinExportOpset) + ", " +
@@ -722,6 +808,12 @@ int export_checkpoint(Registry& registry, PluginLoader& loader, const ExportOpti
   if (graph->inputs().size() != 1 || graph->outputs().size() != 1 ||
       !graph->outputs()[0]->type()->isSubtypeOf(*c10::TensorType::get()))
     throw qsdk::Error(ErrorCategory::runtime, "qhost export", "the traced model is not one tensor in, one tensor out");
+
+  if (qtool) {
+    write_qtool(options.output, m, hooks, *graph);
+    std::printf("exported %s\n", options.output.c_str());
+    return 0;
+  }
 
   onnx::ModelWriter writer(options.opset, QTOOL_VERSION);
   const std::string dim_param = "batch";

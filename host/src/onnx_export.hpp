@@ -17,7 +17,9 @@ class PluginLoader;
 /// What `qhost export` was asked for.
 struct ExportOptions {
   std::string checkpoint;              ///< HDF5 checkpoint, or a run folder (its best.h5)
-  std::string output;                  ///< the .onnx file to write
+  std::string output;                  ///< the .onnx file (or integer model) to write
+  /// "onnx", or "qtool": the HDF5 integer model of docs/integer-model.md.
+  std::string format = "onnx";
   int64_t opset = 13;                  ///< ONNX opset of the default domain, [13, 17]
   int64_t batch = -1;                  ///< fixed batch size; -1 = dynamic ("batch")
   std::vector<std::string> overrides;  ///< --set overrides applied to the stored config

@@ -10,6 +10,7 @@
 #include "config.hpp"
 #include "cpu_math.hpp"
 #include "data_loader.hpp"
+#include "integer_model.hpp"
 #include "device.hpp"
 #include "dist_env.hpp"
 #include "launcher.hpp"
@@ -94,6 +95,9 @@ struct Built {
   TrainerParts parts;
   int64_t num_classes = 0;
   std::vector<int64_t> sample_shape;
+  /// An integer model's decoded weights and activation forms, installed
+  /// around its evaluation (docs/integer-model.md#evaluation); null for a checkpoint.
+  std::shared_ptr<ExportHooks> integer_hooks;
 };
 
 // `allow_nonfinite`: a KD teacher checkpoint may hold NaN/inf (--allow-nonfinite).
@@ -444,6 +448,10 @@ Built build_with_weights(const Config& config, Registry& registry, const std::st
                          const CheckpointMeta& meta, bool allow_nonfinite) {
   Built b = build(config, registry, false, false, DistEnv(), allow_nonfinite);
   if (b.parts.schedule) b.parts.schedule->catch_up_quantizers(meta.epoch, nullptr);
+  if (meta.content == kIntegerModelContent) {
+    b.integer_hooks = load_integer_model(*b.parts.model, b.factory->records(), checkpoint, allow_nonfinite);
+    return b;
+  }
   CheckpointReadOptions ro;
   ro.model = b.parts.model.get();
   ro.read_optimizer = false;
@@ -464,6 +472,8 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
           " --config EXPERIMENT.toml");
   if (!options.config_file.empty()) spdlog::info("eval: model, quantizers and data from {}", options.config_file);
   Built b = build_with_weights(config, registry, options.checkpoint, meta, options.allow_nonfinite);
+  if (b.integer_hooks) spdlog::info("eval: integer model (docs/integer-model.md): decoded weights, stored activation forms");
+  const auto hooks = b.integer_hooks;
   const auto exp = section_options<ExperimentOptions>(config.root(), "experiment");
   TrainerSettings ts;
   const auto train = section_options<TrainOptions>(config.root(), "train");
@@ -472,6 +482,8 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
   ts.channels_last = train.channels_last;
   Trainer trainer(std::move(b.parts), ts);
   const auto t0 = std::chrono::steady_clock::now();
+  // The quantized layers consult the hooks on this thread, where evaluate() runs the model.
+  const ExportHooksScope scope(hooks.get());
   std::vector<torch::Tensor> logits;
   const auto r = trainer.evaluate(options.max_batches, options.dump_logits.empty() ? nullptr : &logits);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -491,6 +503,12 @@ int eval_checkpoint(Registry& registry, PluginLoader& loader, const EvalOptions&
 CheckpointModel load_checkpoint_model(Registry& registry, PluginLoader& loader, const std::string& checkpoint,
                                       const CheckpointModelOptions& options) {
   const auto meta = read_checkpoint_meta(checkpoint);
+  // Export traces the quantizers themselves; an integer model's weights are
+  // already their output (and a weight quantizer is not idempotent for every method).
+  if (meta.content == kIntegerModelContent)
+    throw qsdk::Error(qsdk::ErrorCategory::checkpoint, checkpoint + ":/meta/content",
+                      "is a qtool integer-model, not a training checkpoint (its weights are already quantized)",
+                      "export the checkpoint the integer model was made from");
   const Config config = checkpoint_config(registry, loader, checkpoint, meta, "", options.overrides,
                                           options.trust_checkpoint_plugins, options.synthetic,
                                           "export a checkpoint written by qhost run");
