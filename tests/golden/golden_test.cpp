@@ -169,7 +169,7 @@ QuantSpec make_spec(const H5Group& c, const std::string& qname, const std::vecto
     problems.push_back(qname + ": no plugin for choice " + s.choice);
     return s;
   }
-  const auto& spec = qtool_golden::TestRegistrar::instance().quantizer(s.plugin);
+  const auto& spec = qtool_golden::quantizer_spec(s.plugin);
   for (const auto& kv : t) {
     if (spec.schema.find(kv.first) != nullptr) {
       s.options[kv.first] = kv.second;
@@ -280,7 +280,7 @@ CaseOutcome run_case(const H5Group& file, const std::string& name) {
       if (rule.applies(c, s)) out.not_reproduced = rule.id;
     if (!s.plugin.empty()) {
       try {
-        s.module = qtool_golden::TestRegistrar::instance().make(s.plugin, s.options, s.ctx);
+        s.module = qtool_golden::make_quantizer(s.plugin, s.options, s.ctx);
       } catch (const std::exception& e) {
         out.errors.push_back(qname + ": construction failed: " + e.what());
       }
