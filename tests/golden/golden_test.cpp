@@ -185,7 +185,8 @@ QuantSpec make_spec(const H5Group& c, const std::string& qname, const std::vecto
   co.levels = q.int_attr("num_levels");
   co.quant_group = q.int_attr("quant_group");
   co.scale = q.dbl("scale");
-  co.grad_scale = q.str("grad_scale");
+  for (const auto& [spelling, value] : qplug_quant_common::grad_scale_names())
+    if (spelling == q.str("grad_scale")) co.grad_scale = value;
   co.independent_norm = kw.count("independent_norm") > 0;
   const auto setup = qplug_quant_common::make_setup(co, s.ctx);
   if (setup.fan != q.int_attr("fan")) problems.push_back(qname + ": fan " + std::to_string(setup.fan));
