@@ -8,7 +8,7 @@
 #include "plugin_harness.hpp"
 #include "qdata/file_io.hpp"
 #include "qdata/image_decode.hpp"
-#include "test_files.hpp"
+#include "sample_files.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -26,8 +26,8 @@
 namespace fs = std::filesystem;
 namespace qt = qplug_transforms;
 using qdata_test::make_dataset;
-using qdata_test::TempDir;
-using qdata_test::write_bytes;
+using qtool_samples::TempDir;
+using qtool_samples::write_bytes;
 
 namespace {
 
@@ -158,7 +158,7 @@ size_t sof_dims_offset(const std::vector<uint8_t>& jpeg) {
 
 // A JPEG whose header claims `w` x `h` (its data is for the real, tiny size).
 std::vector<uint8_t> jpeg_claiming(int w, int h) {
-  auto jpeg = qdata_test::encode_jpeg(qdata_test::smooth_rgb(16, 16, 1), 16, 16, 50);
+  auto jpeg = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(16, 16, 1), 16, 16, 50);
   const size_t at = sof_dims_offset(jpeg);
   jpeg[at] = static_cast<uint8_t>(h >> 8);
   jpeg[at + 1] = static_cast<uint8_t>(h);
@@ -197,7 +197,7 @@ std::vector<uint8_t> png_claiming(uint32_t w, uint32_t h) {
 
 // root/{train,val}/cat/ok.jpg (+ extra files in val/cat).
 void image_folder(const TempDir& dir, const std::vector<std::pair<std::string, std::vector<uint8_t>>>& val_files) {
-  const auto ok = qdata_test::encode_jpeg(qdata_test::smooth_rgb(40, 30, 2), 40, 30);
+  const auto ok = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(40, 30, 2), 40, 30);
   write_bytes(dir / "train/cat/ok.jpg", ok);
   write_bytes(dir / "val/cat/a_ok.jpg", ok);
   for (const auto& [name, bytes] : val_files) write_bytes(dir / ("val/cat/" + name), bytes);
@@ -210,7 +210,7 @@ qsdk::Example get(const std::shared_ptr<qsdk::Dataset>& ds, int64_t i) {
 
 class Hostile : public ::testing::Test {
  protected:
-  // dlopen in the parent: the children only run the readers.
+  // Load the plugins in the parent: the children only run the readers.
   static void SetUpTestSuite() {
     for (const char* p : {"idx", "cifar", "imagefolder"}) qdata_test::dataset_spec(p, p);
   }
@@ -222,8 +222,8 @@ class Hostile : public ::testing::Test {
 // payload and let get() read 2^48 bytes past the end.
 TEST_F(Hostile, IdxDimensionProductOverflowIsRefused) {
   TempDir dir("idxovf");
-  write_bytes(dir / "train-images-idx3-ubyte", qdata_test::idx_bytes({65536, 65536, 65536, 65536}, {}));
-  write_bytes(dir / "train-labels-idx1-ubyte", qdata_test::idx_bytes({65536}, std::vector<uint8_t>(65536, 0)));
+  write_bytes(dir / "train-images-idx3-ubyte", qtool_samples::idx_bytes({65536, 65536, 65536, 65536}, {}));
+  write_bytes(dir / "train-labels-idx1-ubyte", qtool_samples::idx_bytes({65536}, std::vector<uint8_t>(65536, 0)));
   for (const int64_t max_bytes : {int64_t(1) << 30, INT64_MAX}) {  // the cap, then the overflow check itself
     const auto o = run_bounded([&] {
       make_dataset("idx", "idx", {{"root", dir.path()}, {"max_bytes", max_bytes}}, true);
@@ -234,12 +234,12 @@ TEST_F(Hostile, IdxDimensionProductOverflowIsRefused) {
 
 TEST_F(Hostile, IdxZeroAndNegativeDimensionsAreRefused) {
   TempDir dir("idxdim");
-  write_bytes(dir / "train-labels-idx1-ubyte", qdata_test::idx_bytes({0}, {}));
-  write_bytes(dir / "train-images-idx3-ubyte", qdata_test::idx_bytes({0, 28, 28}, {}));
+  write_bytes(dir / "train-labels-idx1-ubyte", qtool_samples::idx_bytes({0}, {}));
+  write_bytes(dir / "train-images-idx3-ubyte", qtool_samples::idx_bytes({0, 28, 28}, {}));
   auto o = run_bounded([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); });
   expect_data_error(o, "train-images-idx3-ubyte", "dimension 0 of the header is 0, outside [1, 2147483647]");
   // 0x80000000 is negative as the signed 32-bit dim IDX specifies.
-  write_bytes(dir / "train-images-idx3-ubyte", qdata_test::idx_bytes({1, int64_t(1) << 31, 1}, {}));
+  write_bytes(dir / "train-images-idx3-ubyte", qtool_samples::idx_bytes({1, int64_t(1) << 31, 1}, {}));
   o = run_bounded([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); });
   expect_data_error(o, "train-images-idx3-ubyte", "dimension 1 of the header is 2147483648");
 }
@@ -253,10 +253,10 @@ TEST_F(Hostile, GzipTrailerSizeIsNotTrusted) {
   auto o = run_bounded([&] { qt::read_maybe_gzip(dir / "tiny.gz"); }, uint64_t(512) << 20);
   expect_data_error(o, "tiny.gz", "corrupt gzip data: incorrect length check");
   // The same through the IDX reader, on a real IDX file with a forged ISIZE.
-  auto gz = qdata_test::gzip(qdata_test::idx_bytes({3, 2, 2}, std::vector<uint8_t>(12, 7)));
+  auto gz = qtool_samples::gzip(qtool_samples::idx_bytes({3, 2, 2}, std::vector<uint8_t>(12, 7)));
   std::fill(gz.end() - 4, gz.end(), 0xff);
   write_bytes(dir / "train-images-idx3-ubyte.gz", gz);
-  write_bytes(dir / "train-labels-idx1-ubyte", qdata_test::idx_bytes({3}, {1, 2, 3}));
+  write_bytes(dir / "train-labels-idx1-ubyte", qtool_samples::idx_bytes({3}, {1, 2, 3}));
   o = run_bounded([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); }, uint64_t(512) << 20);
   expect_data_error(o, "train-images-idx3-ubyte.gz", "incorrect length check");
 }
@@ -265,9 +265,9 @@ TEST_F(Hostile, GzipTrailerSizeIsNotTrusted) {
 // file may hold, a plain read_maybe_gzip its max_bytes.
 TEST_F(Hostile, GzipBombStopsAtTheAnnouncedSize) {
   TempDir dir("gzbomb");
-  const auto header = qdata_test::idx_bytes({10, 2, 2}, {});  // announces 40 bytes
+  const auto header = qtool_samples::idx_bytes({10, 2, 2}, {});  // announces 40 bytes
   write_bytes(dir / "train-images-idx3-ubyte.gz", gzip_bomb(header, 512));
-  write_bytes(dir / "train-labels-idx1-ubyte", qdata_test::idx_bytes({10}, std::vector<uint8_t>(10, 1)));
+  write_bytes(dir / "train-labels-idx1-ubyte", qtool_samples::idx_bytes({10}, std::vector<uint8_t>(10, 1)));
   ASSERT_LT(fs::file_size(dir / "train-images-idx3-ubyte.gz"), 2u << 20);
   const uint64_t headroom = uint64_t(256) << 20;  // half the bomb
   auto o = run_bounded([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); }, headroom);
@@ -275,7 +275,7 @@ TEST_F(Hostile, GzipBombStopsAtTheAnnouncedSize) {
   o = run_bounded([&] { qt::read_maybe_gzip(dir / "train-images-idx3-ubyte.gz", 1 << 20); }, headroom);
   expect_data_error(o, "train-images-idx3-ubyte.gz", "decompresses to more than 1048576 bytes");
   // A header announcing more than max_bytes is refused before any payload.
-  write_bytes(dir / "train-images-idx3-ubyte.gz", gzip_bomb(qdata_test::idx_bytes({32768, 256, 256}, {}), 1));
+  write_bytes(dir / "train-images-idx3-ubyte.gz", gzip_bomb(qtool_samples::idx_bytes({32768, 256, 256}, {}), 1));
   o = run_bounded([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); }, headroom);
   expect_data_error(o, "train-images-idx3-ubyte.gz", "32768 x 256 x 256 elements, more than max_bytes = 1073741824");
   // The bomb's own content is intact: it is the cap that stops it.
@@ -349,10 +349,10 @@ TEST_F(Hostile, PngClaimingHugeDimensionsIsRefusedFromTheHeader) {
 
 // Issue 11.4: a half-copied JPEG decoded silently with its missing part grey.
 TEST_F(Hostile, TruncatedJpegIsAnErrorUnlessAllowed) {
-  auto jpeg = qdata_test::encode_jpeg(qdata_test::smooth_rgb(64, 64, 7), 64, 64);
+  auto jpeg = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(64, 64, 7), 64, 64);
   jpeg.resize(jpeg.size() * 2 / 3);
   for (const bool progressive : {false, true}) {
-    auto cut = qdata_test::encode_jpeg(qdata_test::smooth_rgb(64, 64, 7), 64, 64, 90, progressive);
+    auto cut = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(64, 64, 7), 64, 64, 90, progressive);
     cut.resize(cut.size() * 2 / 3);
     std::string err;
     try {
@@ -384,7 +384,7 @@ TEST_F(Hostile, TruncatedJpegIsAnErrorUnlessAllowed) {
 // Issue 11.4: thousands of progressive scans in a small file (each a pass
 // over the coefficients): at most 500, as TurboJPEG's TJFLAG_LIMITSCANS.
 TEST_F(Hostile, ProgressiveJpegWithTooManyScansIsRefused) {
-  const auto jpeg = qdata_test::encode_jpeg(qdata_test::smooth_rgb(32, 32, 3), 32, 32, 90, /*progressive=*/true);
+  const auto jpeg = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(32, 32, 3), 32, 32, 90, /*progressive=*/true);
   // Find the last scan: its SOS marker up to the EOI.
   size_t last_sos = 0;
   for (size_t i = 0; i + 1 < jpeg.size(); ++i)
@@ -440,7 +440,7 @@ TEST_F(Hostile, SymlinkCycleInAClassFolderIsRefused) {
 TEST_F(Hostile, TwoLinksToOneFolderListItsImagesOnce) {
   TempDir dir("ifdiamond");
   image_folder(dir, {});
-  write_bytes(dir / "shared/s.jpg", qdata_test::encode_jpeg(qdata_test::smooth_rgb(20, 20, 4), 20, 20));
+  write_bytes(dir / "shared/s.jpg", qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(20, 20, 4), 20, 20));
   fs::create_directory_symlink("../../shared", dir / "train/cat/x");
   fs::create_directory_symlink("../../shared", dir / "train/cat/y");
   std::shared_ptr<qsdk::Dataset> train;

@@ -3,7 +3,7 @@
 // images, computed by /usr/bin/python3 (skipped when PIL is not there).
 // SPDX-License-Identifier: Apache-2.0
 #include "plugin_harness.hpp"
-#include "test_files.hpp"
+#include "sample_files.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -38,13 +38,13 @@ a.transpose(2, 0, 1).astype("<f4").tofile(sys.argv[2])
 TEST(PilReference, EvalResizeCenterCropMatchesTorchvisionOnPil) {
   if (std::system("/usr/bin/python3 -c 'import PIL, numpy' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 with PIL and numpy not available";
-  qdata_test::TempDir dir("pil");
+  qtool_samples::TempDir dir("pil");
   // Odd sizes exercise the half-even rounding of the centre crop.
   for (auto [w, h] : {std::pair<int, int>{301, 203}, {190, 333}, {640, 480}}) {
     const std::string name = "img" + std::to_string(w) + ".png";
-    const auto png = qdata_test::encode_png(qdata_test::smooth_rgb(w, h, w), w, h);
-    qdata_test::write_bytes(dir / ("val/a/" + name), png);
-    qdata_test::write_bytes(dir / "ref.py", std::vector<uint8_t>(kReference, kReference + std::strlen(kReference)));
+    const auto png = qtool_samples::encode_png(qtool_samples::smooth_rgb(w, h, w), w, h);
+    qtool_samples::write_bytes(dir / ("val/a/" + name), png);
+    qtool_samples::write_bytes(dir / "ref.py", std::vector<uint8_t>(kReference, kReference + std::strlen(kReference)));
     const std::string cmd =
         "/usr/bin/python3 " + (dir / "ref.py") + " " + (dir / ("val/a/" + name)) + " " + (dir / "ref.f32");
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

@@ -1,5 +1,6 @@
-// plugin_harness.hpp - loads dataset plugins with dlopen through a tiny
-// Registrar that keeps their factories (independent of the host Registry).
+// plugin_harness.hpp - the dataset plugins of the data tests, loaded through
+// the host's PluginLoader (tests/support/plugins.hpp) and built straight from
+// their factories.
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
@@ -10,11 +11,8 @@
 
 namespace qdata_test {
 
-/// The plugin folder: $QTOOL_PLUGIN_PATH (first entry) or the build's.
-std::string plugin_dir();
-
 /// Loads libqplug_<plugin>.so (once; never unloaded) and returns the spec of
-/// dataset `name` it registered. Throws std::runtime_error on failure.
+/// dataset `name` it registered. Throws qsdk::Error on failure.
 const qsdk::ComponentSpec& dataset_spec(const std::string& plugin, const std::string& name);
 
 /// Builds dataset `name` of plugin `plugin`: schema defaults, then `options`.

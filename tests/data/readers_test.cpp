@@ -2,7 +2,7 @@
 // loaded with dlopen, on tiny files written in their real formats.
 // SPDX-License-Identifier: Apache-2.0
 #include "plugin_harness.hpp"
-#include "test_files.hpp"
+#include "sample_files.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -13,8 +13,8 @@
 #include <set>
 
 using qdata_test::make_dataset;
-using qdata_test::TempDir;
-using qdata_test::write_bytes;
+using qtool_samples::TempDir;
+using qtool_samples::write_bytes;
 
 namespace {
 
@@ -46,11 +46,11 @@ void write_idx_split(const TempDir& dir, const std::string& prefix, bool gz, int
     for (int p = 0; p < 30; ++p) pixels.push_back(static_cast<uint8_t>(i * 40 + p));
     labels.push_back(static_cast<uint8_t>(std::vector<int>{3, 1, 4, 1, 5}[i % 5]));
   }
-  auto img = qdata_test::idx_bytes({n, 5, 6}, pixels);
-  auto lab = qdata_test::idx_bytes({n}, labels);
+  auto img = qtool_samples::idx_bytes({n, 5, 6}, pixels);
+  auto lab = qtool_samples::idx_bytes({n}, labels);
   const std::string ext = gz ? ".gz" : "";
-  write_bytes(dir / (prefix + "-images-idx3-ubyte" + ext), gz ? qdata_test::gzip(img) : img);
-  write_bytes(dir / (prefix + "-labels-idx1-ubyte" + ext), gz ? qdata_test::gzip(lab) : lab);
+  write_bytes(dir / (prefix + "-images-idx3-ubyte" + ext), gz ? qtool_samples::gzip(img) : img);
+  write_bytes(dir / (prefix + "-labels-idx1-ubyte" + ext), gz ? qtool_samples::gzip(lab) : lab);
 }
 
 }  // namespace
@@ -77,14 +77,14 @@ TEST(IdxReader, TruncatedMissingAndBadLabels) {
   TempDir dir("idxbad");
   write_idx_split(dir, "train", false);
   // Cut the image file: the header announces more than is there.
-  auto img = qdata_test::idx_bytes({5, 5, 6}, std::vector<uint8_t>(150, 1));
+  auto img = qtool_samples::idx_bytes({5, 5, 6}, std::vector<uint8_t>(150, 1));
   write_bytes(dir / "train-images-idx3-ubyte", std::vector<uint8_t>(img.begin(), img.end() - 7));
   std::string err = data_error([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); });
   EXPECT_NE(err.find("train-images-idx3-ubyte"), std::string::npos) << err;
   EXPECT_NE(err.find("truncated"), std::string::npos) << err;
   // A truncated gzip stream.
   std::filesystem::remove(dir / "train-images-idx3-ubyte");
-  auto gz = qdata_test::gzip(img);
+  auto gz = qtool_samples::gzip(img);
   write_bytes(dir / "train-images-idx3-ubyte.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + gz.size() / 2));
   err = data_error([&] { make_dataset("idx", "idx", {{"root", dir.path()}}, true); });
   EXPECT_NE(err.find("train-images-idx3-ubyte.gz"), std::string::npos) << err;
@@ -200,9 +200,9 @@ void write_image_folder(const TempDir& dir) {
       for (int i = 0; i < 2; ++i) {
         const int w = 180 + 37 * i + seed % 3 * 50, h = 150 + 23 * i;
         write_bytes(d + "/img" + std::to_string(i) + ".JPEG",
-                    qdata_test::encode_jpeg(qdata_test::smooth_rgb(w, h, ++seed), w, h));
+                    qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(w, h, ++seed), w, h));
       }
-      write_bytes(d + "/sub/extra.png", qdata_test::encode_png(qdata_test::smooth_rgb(90, 120, ++seed), 90, 120));
+      write_bytes(d + "/sub/extra.png", qtool_samples::encode_png(qtool_samples::smooth_rgb(90, 120, ++seed), 90, 120));
       write_bytes(d + "/notes.txt", {'x'});
     }
 }

@@ -5,7 +5,7 @@
 #include "qdata/file_io.hpp"
 #include "qdata/image_decode.hpp"
 #include "qdata/resize.hpp"
-#include "test_files.hpp"
+#include "sample_files.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -15,13 +15,13 @@
 #include <cmath>
 
 namespace qt = qplug_transforms;
-using qdata_test::TempDir;
+using qtool_samples::TempDir;
 
 namespace {
 
 qt::Image make_image(int w, int h, uint64_t seed) {
   qt::Image img(w, h, 3);
-  img.pixels = qdata_test::smooth_rgb(w, h, seed);
+  img.pixels = qtool_samples::smooth_rgb(w, h, seed);
   return img;
 }
 
@@ -228,10 +228,10 @@ TEST(Transforms, BadOptionsAreConfigErrors) {
 
 TEST(Decode, JpegRegionMatchesFullDecode) {
   const int w = 301, h = 203;
-  const auto rgb = qdata_test::smooth_rgb(w, h, 4);
+  const auto rgb = qtool_samples::smooth_rgb(w, h, 4);
   for (const bool progressive : {false, true})
     for (const bool grey : {false, true}) {
-      const auto jpeg = qdata_test::encode_jpeg(rgb, w, h, 92, progressive, grey);
+      const auto jpeg = qtool_samples::encode_jpeg(rgb, w, h, 92, progressive, grey);
       const qt::Image full = qt::decode_image(jpeg, "mem.jpg");
       ASSERT_EQ(full.width, w);
       ASSERT_EQ(full.height, h);
@@ -257,7 +257,7 @@ TEST(Decode, JpegRegionMatchesFullDecode) {
 
 TEST(Decode, DctScalingIsCloseToFullResolution) {
   const int w = 900, h = 700;
-  const auto jpeg = qdata_test::encode_jpeg(qdata_test::smooth_rgb(w, h, 5), w, h, 92);
+  const auto jpeg = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(w, h, 5), w, h, 92);
   const qt::Box box{0, 0, 900, 700};
   const auto scaled = qt::decode_region(jpeg, "mem.jpg", box, 100, 80, /*dct_scaling=*/true);
   EXPECT_LE(scaled.image.width, 113 + 2);  // 1/8 of 900
@@ -271,15 +271,15 @@ TEST(Decode, DctScalingIsCloseToFullResolution) {
 }
 
 TEST(Decode, PngRoundTripsExactly) {
-  const auto rgb = qdata_test::smooth_rgb(33, 17, 6);
-  const qt::Image img = qt::decode_image(qdata_test::encode_png(rgb, 33, 17), "mem.png");
+  const auto rgb = qtool_samples::smooth_rgb(33, 17, 6);
+  const qt::Image img = qt::decode_image(qtool_samples::encode_png(rgb, 33, 17), "mem.png");
   ASSERT_EQ(img.width, 33);
   ASSERT_EQ(img.height, 17);
   EXPECT_EQ(img.pixels, rgb);
 }
 
 TEST(Decode, CorruptFilesAreDataErrorsNamingTheFile) {
-  auto jpeg = qdata_test::encode_jpeg(qdata_test::smooth_rgb(64, 64, 7), 64, 64);
+  auto jpeg = qtool_samples::encode_jpeg(qtool_samples::smooth_rgb(64, 64, 7), 64, 64);
   // Garbage after the SOI marker: libjpeg's fatal error becomes qsdk::Error.
   std::vector<uint8_t> bad(jpeg.begin(), jpeg.begin() + 3);
   for (int i = 0; i < 200; ++i) bad.push_back(static_cast<uint8_t>(i * 37));
@@ -291,7 +291,7 @@ TEST(Decode, CorruptFilesAreDataErrorsNamingTheFile) {
             }).find("/x/t.jpg"),
             std::string::npos);
   // A truncated PNG.
-  auto png = qdata_test::encode_png(qdata_test::smooth_rgb(64, 64, 8), 64, 64);
+  auto png = qtool_samples::encode_png(qtool_samples::smooth_rgb(64, 64, 8), 64, 64);
   png.resize(png.size() / 2);
   EXPECT_NE(data_error_place([&] { qt::decode_image(png, "/x/half.png"); }).find("/x/half.png"), std::string::npos);
   // A JPEG cut short is a data error by default; DecodeLimits::allow_truncated
@@ -309,12 +309,12 @@ TEST(FileIo, GzipAndErrors) {
   TempDir dir("io");
   std::vector<uint8_t> data(100000);
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 7) ^ (i >> 5));
-  const auto gz = qdata_test::gzip(data);
-  qdata_test::write_bytes(dir / "a.gz", gz);
-  qdata_test::write_bytes(dir / "raw", data);
+  const auto gz = qtool_samples::gzip(data);
+  qtool_samples::write_bytes(dir / "a.gz", gz);
+  qtool_samples::write_bytes(dir / "raw", data);
   EXPECT_EQ(qt::read_maybe_gzip(dir / "a.gz"), data);
   EXPECT_EQ(qt::read_maybe_gzip(dir / "raw"), data);
-  qdata_test::write_bytes(dir / "cut.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + gz.size() / 2));
+  qtool_samples::write_bytes(dir / "cut.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + gz.size() / 2));
   EXPECT_NE(data_error_place([&] { qt::read_maybe_gzip(dir / "cut.gz"); }).find("truncated"), std::string::npos);
   EXPECT_NE(data_error_place([&] { qt::read_file(dir / "missing"); }).find("missing"), std::string::npos);
 }

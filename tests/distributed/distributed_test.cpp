@@ -2,6 +2,7 @@
 // identical replicas, a killed rank, resume, and both launch paths.
 #include "checkpoint.hpp"
 #include "dist_env.hpp"
+#include "files.hpp"
 #include "launcher.hpp"
 #include "run_qhost.hpp"
 
@@ -24,6 +25,8 @@ namespace fs = std::filesystem;
 using namespace qhost;
 
 namespace {
+
+using qtool_test::fresh_dir;
 
 struct Result {
   int code = -1;
@@ -63,12 +66,6 @@ std::string torchrun_env(int rank, int port, const std::string& extra = "") {
 
 std::string config(const std::string& name) { return std::string(DP_DIR) + "/" + name; }
 
-std::string fresh_dir(const std::string& name) {
-  const auto dir = std::string(DP_WORK) + "/" + name;
-  fs::remove_all(dir);
-  return dir;
-}
-
 // Largest |a - b| / (1 + max|b|) over the tensors (parameters only, or with the running statistics).
 double max_diff(const NamedTensors& a, const NamedTensors& b, bool params_only, std::string* where = nullptr,
                 std::vector<double>* each = nullptr, const std::string& only = "") {
@@ -102,8 +99,8 @@ double max_diff(const NamedTensors& a, const NamedTensors& b, bool params_only, 
 // of the tensors (measured: median 1e-8) and 1e-4 for the rest (measured: one clip
 // at 1.2e-5 after 5 steps).
 void expect_two_ranks_match_one(const std::string& toml, const std::string& tag, bool quantized) {
-  const auto one = fresh_dir(tag + "_1x64");
-  const auto two = fresh_dir(tag + "_2x32");
+  const auto one = fresh_dir(DP_WORK, tag + "_1x64");
+  const auto two = fresh_dir(DP_WORK, tag + "_2x32");
   auto r1 = run_qhost("run " + config(toml) + " --out " + one);
   ASSERT_EQ(r1.code, 0) << r1.output;
   auto r2 = run_qhost("run " + config(toml) + " --out " + two + " --nproc 2 --set data.batch_size=32");
@@ -133,8 +130,8 @@ TEST(Distributed, TwoRanksOfBatch32MatchOneRankOfBatch64Lsq) {
 }
 
 TEST(Distributed, WithoutSyncBnTheRunsDifferButReplicasStayIdentical) {
-  const auto one = fresh_dir("bn_1x64");
-  const auto two = fresh_dir("bn_2x32");
+  const auto one = fresh_dir(DP_WORK, "bn_1x64");
+  const auto two = fresh_dir(DP_WORK, "bn_2x32");
   // verify_every = 1: after every step each rank compares its whole model with rank 0's.
   auto r2 = run_qhost("run " + config("dp.toml") + " --out " + two +
                   " --nproc 2 --set data.batch_size=32 --set distributed.sync_bn=false"
@@ -148,13 +145,13 @@ TEST(Distributed, WithoutSyncBnTheRunsDifferButReplicasStayIdentical) {
 }
 
 TEST(Distributed, LqNetBasisIsIdenticalOnEveryRank) {
-  const auto dir = fresh_dir("lqnet");
+  const auto dir = fresh_dir(DP_WORK, "lqnet");
   auto r = run_qhost("run " + config("dp_lqnet.toml") + " --out " + dir +
                  " --nproc 2 --set data.batch_size=32 --set distributed.verify_every=1 --log-level debug");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("step 5: all 2 ranks hold the same"), std::string::npos) << r.output;
   // Without rank 0's buffers, each rank refits the activation basis from its own batch.
-  const auto bad = fresh_dir("lqnet_nobroadcast");
+  const auto bad = fresh_dir(DP_WORK, "lqnet_nobroadcast");
   auto rb = run_qhost("run " + config("dp_lqnet.toml") + " --out " + bad +
                   " --nproc 2 --set data.batch_size=32 --set distributed.verify_every=1"
                   " --set distributed.broadcast_buffers=false");
@@ -163,7 +160,7 @@ TEST(Distributed, LqNetBasisIsIdenticalOnEveryRank) {
 }
 
 TEST(Distributed, KilledRankEndsTheJobAndResumeContinues) {
-  const auto dir = fresh_dir("kill");
+  const auto dir = fresh_dir(DP_WORK, "kill");
   const std::string run = "run " + config("dp.toml") + " --out " + dir +
                           " --nproc 2 --set data.batch_size=32 --set train.epochs=3";
   // Rank 1 dies (SIGKILL) in the second epoch, after epoch 1's checkpoint.
@@ -179,7 +176,7 @@ TEST(Distributed, KilledRankEndsTheJobAndResumeContinues) {
   EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
   EXPECT_EQ(read_checkpoint(dir + "/last.h5").meta.step, 15);
   // The same as a job that was never interrupted.
-  const auto ref = fresh_dir("kill_ref");
+  const auto ref = fresh_dir(DP_WORK, "kill_ref");
   auto full = run_qhost("run " + config("dp.toml") + " --out " + ref + " --nproc 2 --set data.batch_size=32 --set train.epochs=3");
   ASSERT_EQ(full.code, 0) << full.output;
   EXPECT_LE(max_diff(read_checkpoint(ref + "/last.h5").model, read_checkpoint(dir + "/last.h5").model, false), 1e-6);
@@ -188,7 +185,7 @@ TEST(Distributed, KilledRankEndsTheJobAndResumeContinues) {
 TEST(Distributed, TorchrunEnvironmentLaunchesAndADeadPeerIsNamed) {
   const int port = free_local_port();
   auto env = [&](int rank) { return torchrun_env(rank, port); };
-  const auto dir = fresh_dir("env");
+  const auto dir = fresh_dir(DP_WORK, "env");
   const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
   // Two processes started by hand, as torchrun would.
   auto r = run_shell(env(1) + " " + QHOST_EXE + args + " > " + dir + ".rank1.log 2>&1 & " + env(0) + " " + QHOST_EXE +
@@ -201,7 +198,7 @@ TEST(Distributed, TorchrunEnvironmentLaunchesAndADeadPeerIsNamed) {
   // Rank 1 dies at step 2: rank 0 stops with an error naming it, well within the timeout.
   const int port2 = free_local_port();
   auto env2 = [&](int rank) { return torchrun_env(rank, port2, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2"); };
-  const auto dir2 = fresh_dir("env_kill");
+  const auto dir2 = fresh_dir(DP_WORK, "env_kill");
   const std::string args2 = " run " + config("dp.toml") + " --out " + dir2 + " --set data.batch_size=32";
   auto k = run_shell(env2(1) + " " + QHOST_EXE + args2 + " > /dev/null 2>&1 & " + env2(0) + " " + QHOST_EXE + args2 +
                      "; echo rank0=$?");
@@ -211,11 +208,11 @@ TEST(Distributed, TorchrunEnvironmentLaunchesAndADeadPeerIsNamed) {
 }
 
 TEST(Distributed, BadLaunchEnvironmentIsAUsageError) {
-  auto r = run_qhost("run " + config("dp.toml") + " --out " + fresh_dir("badenv"), "WORLD_SIZE=2 RANK=5");
+  auto r = run_qhost("run " + config("dp.toml") + " --out " + fresh_dir(DP_WORK, "badenv"), "WORLD_SIZE=2 RANK=5");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("environment RANK"), std::string::npos) << r.output;
-  auto both = run_qhost("run " + config("dp.toml") + " --out " + fresh_dir("badenv2") + " --nproc 2",
-                    "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1");
+  auto both = run_qhost("run " + config("dp.toml") + " --out " + fresh_dir(DP_WORK, "badenv2") + " --nproc 2",
+                        "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1");
   EXPECT_EQ(both.code, 1) << both.output;
   EXPECT_NE(both.output.find("use either --nproc or a launcher"), std::string::npos) << both.output;
 }
@@ -225,8 +222,8 @@ TEST(Distributed, LsqDataDrivenClipWarmUpUsesTheGlobalBatch) {
   // first two batches (no quantization yet); the ranks take the maximum over all of
   // them, as one process sees it. Compared right after the warm-up: later steps of
   // 2-bit training amplify rounding differences at the level boundaries.
-  const auto one = fresh_dir("lsq_stable_1x64");
-  const auto two = fresh_dir("lsq_stable_2x32");
+  const auto one = fresh_dir(DP_WORK, "lsq_stable_1x64");
+  const auto two = fresh_dir(DP_WORK, "lsq_stable_2x32");
   const std::string set = " --set quant.activation.stable=2 --set train.max_steps_per_epoch=2";
   auto r1 = run_qhost("run " + config("dp_lsq.toml") + " --out " + one + set);
   ASSERT_EQ(r1.code, 0) << r1.output;
@@ -248,7 +245,7 @@ TEST(Distributed, AHungRankIsNamedWithinTheTimeout) {
   auto env = [&](int rank) {
     return torchrun_env(rank, port, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_STEP=2 QTOOL_TEST_KILL_SIGNAL=19");
   };
-  const auto dir = fresh_dir("hang");
+  const auto dir = fresh_dir(DP_WORK, "hang");
   const std::string args = " run " + config("dp.toml") + " --out " + dir +
                            " --set data.batch_size=32 --set distributed.timeout_s=5";
   auto r = run_shell(env(1) + " " + QHOST_EXE + args + " > /dev/null 2>&1 & pid=$!; " + env(0) + " " + QHOST_EXE +
@@ -335,7 +332,7 @@ TEST(DistEnv, ReadsTheJobIdTokenAndRendezvousFile) {
 TEST(Distributed, QuantizersRebuiltByAScheduleStayAveragedAndIdentical) {
   // After the rebuild at epoch 1 the new clip parameters must be hooked into the
   // gradient all-reduce (else each rank trains its own) and tracked as state.
-  const auto dir = fresh_dir("schedule");
+  const auto dir = fresh_dir(DP_WORK, "schedule");
   auto r = run_qhost("run " + config("dp_schedule.toml") + " --out " + dir +
                      " --nproc 2 --set data.batch_size=32 --set distributed.verify_every=1 --log-level debug");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -348,7 +345,7 @@ TEST(Distributed, LocalRanksListenOnLoopbackOnly) {
   // stopped (SIGSTOP at step 2), every TCP socket of the ranks, listening or
   // connected, is bound to 127.0.0.1 (Gloo's loopback device); before, rank 0's
   // TCPStore listened on all interfaces.
-  const auto dir = fresh_dir("loopback");
+  const auto dir = fresh_dir(DP_WORK, "loopback");
   const std::string script = dir + ".sh";
   {
     std::ofstream s(script);
@@ -388,7 +385,7 @@ TEST(Distributed, LocalRanksListenOnLoopbackOnly) {
 }
 
 TEST(Distributed, ARankWithoutTheJobTokenOrOfAnotherJobIsRefused) {
-  const auto dir = fresh_dir("token");
+  const auto dir = fresh_dir(DP_WORK, "token");
   const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
   auto pair = [&](const std::string& env0, const std::string& env1) {
     const int port = free_local_port();
@@ -411,7 +408,7 @@ TEST(Distributed, ARankWithoutTheJobTokenOrOfAnotherJobIsRefused) {
 
 TEST(Distributed, APeerDyingBeforeTheFirstBarrierIsARuntimeErrorNotAnAbort) {
   const int port = free_local_port();
-  const auto dir = fresh_dir("die_at_rendezvous");
+  const auto dir = fresh_dir(DP_WORK, "die_at_rendezvous");
   const std::string args = " run " + config("dp.toml") + " --out " + dir + " --set data.batch_size=32";
   auto r = run_shell(torchrun_env(1, port, "QTOOL_TEST_KILL_RANK=1 QTOOL_TEST_KILL_AT_RENDEZVOUS=1") + " " + QHOST_EXE +
                      args + " > /dev/null 2>&1 & " + torchrun_env(0, port) + " " + QHOST_EXE + args +

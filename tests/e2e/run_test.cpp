@@ -2,6 +2,7 @@
 // exact resume (bitwise on CPU), `qhost eval` of a checkpoint, smoke runs.
 #include "checkpoint.hpp"
 #include "device.hpp"
+#include "files.hpp"
 #include "run_qhost.hpp"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@ using namespace qhost;
 namespace {
 
 using Result = qtool_test::QhostResult;
+using qtool_test::fresh_dir;
 using qtool_test::read_text;
 
 // Runs qhost with `args` (and optional environment assignments), capturing stdout+stderr.
@@ -25,12 +27,6 @@ Result run_qhost(const std::string& args, const std::string& env = "") {
 }
 
 std::string tiny() { return std::string(E2E_DIR) + "/tiny.toml"; }
-
-std::string fresh_dir(const std::string& name) {
-  const auto dir = std::string(E2E_WORK) + "/" + name;
-  fs::remove_all(dir);
-  return dir;
-}
 
 void expect_same_tensors(const NamedTensors& a, const NamedTensors& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
@@ -46,7 +42,7 @@ void expect_same_tensors(const NamedTensors& a, const NamedTensors& b, const std
 }  // namespace
 
 TEST(E2E, RunWritesEveryRunFolderFile) {
-  const auto dir = fresh_dir("full");
+  const auto dir = fresh_dir(E2E_WORK, "full");
   auto r = run_qhost("run " + tiny() + " --out " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"resolved.toml", "log.txt", "metrics.jsonl", "last.h5", "best.h5"})
@@ -102,8 +98,8 @@ TEST(E2E, RunWritesEveryRunFolderFile) {
 }
 
 TEST(E2E, ResumeContinuesBitwiseExactly) {
-  const auto straight = fresh_dir("straight");
-  const auto resumed = fresh_dir("resumed");
+  const auto straight = fresh_dir(E2E_WORK, "straight");
+  const auto resumed = fresh_dir(E2E_WORK, "resumed");
   auto a = run_qhost("run " + tiny() + " --out " + straight);
   ASSERT_EQ(a.code, 0) << a.output;
   // Stop after epoch 1 (as if killed right after its checkpoint), then --resume.
@@ -127,7 +123,7 @@ TEST(E2E, ResumeContinuesBitwiseExactly) {
 }
 
 TEST(E2E, ResumeWithoutCheckpointIsAClearError) {
-  const auto dir = fresh_dir("noresume");
+  const auto dir = fresh_dir(E2E_WORK, "noresume");
   auto r = run_qhost("run " + tiny() + " --out " + dir + " --resume");
   EXPECT_EQ(r.code, 5) << r.output;  // checkpoint category
   EXPECT_NE(r.output.find("last.h5"), std::string::npos) << r.output;
@@ -143,7 +139,7 @@ TEST(E2E, EvalOfMissingOrForeignFileIsAClearError) {
 }
 
 TEST(E2E, KdWithMissingTeacherCheckpointIsACheckpointErrorNamingFileAndTrick) {
-  const auto dir = fresh_dir("kd_missing_teacher");
+  const auto dir = fresh_dir(E2E_WORK, "kd_missing_teacher");
   const std::string toml = std::string(E2E_DIR) + "/kd_missing_teacher.toml";
   auto r = run_qhost("run " + toml + " --out " + dir);
   EXPECT_EQ(r.code, 5) << r.output;  // checkpoint category
@@ -161,14 +157,14 @@ TEST(E2E, KdWithMissingTeacherCheckpointIsACheckpointErrorNamingFileAndTrick) {
 }
 
 TEST(E2E, SmokeRunsTwoStepsAndInitFromAnotherRun) {
-  const auto src = fresh_dir("smoke_src");
+  const auto src = fresh_dir(E2E_WORK, "smoke_src");
   auto a = run_qhost("run " + tiny() + " --out " + src + " --smoke");
   ASSERT_EQ(a.code, 0) << a.output;
   const auto ck = read_checkpoint(src + "/last.h5");
   EXPECT_EQ(ck.meta.epoch, 1);
   EXPECT_EQ(ck.meta.step, 2);
   // Initialise a second run from it (the FP -> finetune path) and check the log reports it.
-  const auto dst = fresh_dir("smoke_dst");
+  const auto dst = fresh_dir(E2E_WORK, "smoke_dst");
   auto b = run_qhost("run " + tiny() + " --out " + dst + " --smoke --set train.init_from=" + src + "/last.h5");
   ASSERT_EQ(b.code, 0) << b.output;
   EXPECT_NE(read_text(dst + "/log.txt").find("init_from"), std::string::npos);
@@ -176,7 +172,7 @@ TEST(E2E, SmokeRunsTwoStepsAndInitFromAnotherRun) {
 }
 
 TEST(E2E, Bf16ChannelsLastRunsOnTheCpuAndCudaIsRefusedAtCheckTime) {
-  const auto dir = fresh_dir("bf16");
+  const auto dir = fresh_dir(E2E_WORK, "bf16");
   auto r = run_qhost("run " + tiny() + " --out " + dir +
                      " --smoke --set train.precision=bf16 --set train.channels_last=true --set experiment.device=cpu");
   ASSERT_EQ(r.code, 0) << r.output;

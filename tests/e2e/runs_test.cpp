@@ -4,6 +4,7 @@
 // checkpoint without optimizer state and names changed configuration keys, a
 // diverged step never reaches the checkpoints, and a stalled batch times out.
 #include "checkpoint.hpp"
+#include "files.hpp"
 #include "run_qhost.hpp"
 
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@ using namespace qhost;
 namespace {
 
 using Result = qtool_test::QhostResult;
+using qtool_test::fresh_dir;
 using qtool_test::read_text;
 
 Result run_qhost(const std::string& args, const std::string& env = "") {
@@ -31,18 +33,12 @@ Result run_qhost(const std::string& args, const std::string& env = "") {
 
 std::string tiny() { return std::string(E2E_DIR) + "/tiny.toml"; }
 
-std::string fresh_dir(const std::string& name) {
-  const auto dir = std::string(E2E_WORK) + "/" + name;
-  fs::remove_all(dir);
-  return dir;
-}
-
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
 TEST(E2ERuns, AKillBetweenBestAndLastLeavesAConsistentPairAfterResume) {
-  const auto dir = fresh_dir("kill_between_saves");
+  const auto dir = fresh_dir(E2E_WORK, "kill_between_saves");
   // Three epochs; the process dies at the end of the last one, between the two writes.
   // (Written the other way round, last.h5 would record a best top-1 that no best.h5
   // holds, and the resume would find nothing left to do.)
@@ -69,7 +65,7 @@ TEST(E2ERuns, AKillBetweenBestAndLastLeavesAConsistentPairAfterResume) {
 }
 
 TEST(E2ERuns, ResumeWithSaveEveryKeepsABetterBestH5) {
-  const auto dir = fresh_dir("save_every_best");
+  const auto dir = fresh_dir(E2E_WORK, "save_every_best");
   const std::string run = "run " + tiny() + " --out " + dir + " --set train.epochs=4 --set train.save_every=2";
   // Stopped after epoch 3: last.h5 is from epoch 2, best.h5 may be newer.
   auto a = run_qhost(run, "QTOOL_TEST_STOP_AFTER_EPOCHS=3");
@@ -88,7 +84,7 @@ TEST(E2ERuns, ResumeWithSaveEveryKeepsABetterBestH5) {
 }
 
 TEST(E2ERuns, AFolderHoldingARunIsRefusedUnlessResumedOrOverwritten) {
-  const auto dir = fresh_dir("existing_run");
+  const auto dir = fresh_dir(E2E_WORK, "existing_run");
   auto a = run_qhost("run " + tiny() + " --out " + dir + " --smoke");
   ASSERT_EQ(a.code, 0) << a.output;
   const auto metrics = read_text(dir + "/metrics.jsonl");
@@ -115,7 +111,7 @@ TEST(E2ERuns, AFolderHoldingARunIsRefusedUnlessResumedOrOverwritten) {
 }
 
 TEST(E2ERuns, ASecondRunOnALockedFolderFailsFastNamingTheHolder) {
-  const auto dir = fresh_dir("locked");
+  const auto dir = fresh_dir(E2E_WORK, "locked");
   fs::create_directories(dir);
   // The first run stops itself (SIGSTOP) at step 1 and keeps holding the folder.
   const std::string script = dir + ".sh";
@@ -142,7 +138,7 @@ TEST(E2ERuns, ASecondRunOnALockedFolderFailsFastNamingTheHolder) {
 }
 
 TEST(E2ERuns, ResumeWithoutOptimizerStateIsRefusedUnlessResetOptimizer) {
-  const auto dir = fresh_dir("no_optimizer_state");
+  const auto dir = fresh_dir(E2E_WORK, "no_optimizer_state");
   const std::string run = "run " + tiny() + " --out " + dir;
   auto a = run_qhost(run, "QTOOL_TEST_STOP_AFTER_EPOCHS=1");
   ASSERT_EQ(a.code, 0) << a.output;
@@ -162,12 +158,12 @@ TEST(E2ERuns, ResumeWithoutOptimizerStateIsRefusedUnlessResetOptimizer) {
   EXPECT_TRUE(has(c.output, "no optimizer state; --reset-optimizer")) << c.output;
   EXPECT_EQ(read_checkpoint_meta(dir + "/last.h5").epoch, 2);
   // Only meaningful with --resume.
-  auto d = run_qhost("run " + tiny() + " --out " + fresh_dir("reset_without_resume") + " --reset-optimizer");
+  auto d = run_qhost("run " + tiny() + " --out " + fresh_dir(E2E_WORK, "reset_without_resume") + " --reset-optimizer");
   EXPECT_EQ(d.code, 1) << d.output;
 }
 
 TEST(E2ERuns, ResumeWithAChangedConfigurationWarnsListingTheKeys) {
-  const auto dir = fresh_dir("changed_config");
+  const auto dir = fresh_dir(E2E_WORK, "changed_config");
   const std::string run = "run " + tiny() + " --out " + dir;
   auto a = run_qhost(run, "QTOOL_TEST_STOP_AFTER_EPOCHS=1");
   ASSERT_EQ(a.code, 0) << a.output;
@@ -183,7 +179,7 @@ TEST(E2ERuns, ResumeWithAChangedConfigurationWarnsListingTheKeys) {
 }
 
 TEST(E2ERuns, NonFiniteWeightsStopTheRunBeforeAnyCheckpointIsWritten) {
-  const auto dir = fresh_dir("nonfinite");
+  const auto dir = fresh_dir(E2E_WORK, "nonfinite");
   // One step with an absurd learning rate: the loss of that step is still
   // finite (computed before the update), the weights after it are not.
   auto r = run_qhost("run " + tiny() + " --out " + dir +
@@ -196,7 +192,7 @@ TEST(E2ERuns, NonFiniteWeightsStopTheRunBeforeAnyCheckpointIsWritten) {
 }
 
 TEST(E2ERuns, ABatchThatDoesNotArriveEndsTheRunWithADataErrorNamingTheTimeout) {
-  const auto dir = fresh_dir("data_stall");
+  const auto dir = fresh_dir(E2E_WORK, "data_stall");
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run_qhost("run " + tiny() + " --out " + dir + " --set data.wait_timeout_s=1",
                      "QTOOL_TEST_DATA_STALL_AT_BATCH=1");

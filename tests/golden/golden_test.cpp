@@ -169,7 +169,7 @@ QuantSpec make_spec(const H5Group& c, const std::string& qname, const std::vecto
     problems.push_back(qname + ": no plugin for choice " + s.choice);
     return s;
   }
-  const auto& spec = qtool_golden::TestRegistrar::instance().quantizer(s.plugin);
+  const auto& spec = qtool_golden::quantizer_spec(s.plugin);
   for (const auto& kv : t) {
     if (spec.schema.find(kv.first) != nullptr) {
       s.options[kv.first] = kv.second;
@@ -185,7 +185,8 @@ QuantSpec make_spec(const H5Group& c, const std::string& qname, const std::vecto
   co.levels = q.int_attr("num_levels");
   co.quant_group = q.int_attr("quant_group");
   co.scale = q.dbl("scale");
-  co.grad_scale = q.str("grad_scale");
+  for (const auto& [spelling, value] : qplug_quant_common::grad_scale_names())
+    if (spelling == q.str("grad_scale")) co.grad_scale = value;
   co.independent_norm = kw.count("independent_norm") > 0;
   const auto setup = qplug_quant_common::make_setup(co, s.ctx);
   if (setup.fan != q.int_attr("fan")) problems.push_back(qname + ": fan " + std::to_string(setup.fan));
@@ -280,7 +281,7 @@ CaseOutcome run_case(const H5Group& file, const std::string& name) {
       if (rule.applies(c, s)) out.not_reproduced = rule.id;
     if (!s.plugin.empty()) {
       try {
-        s.module = qtool_golden::TestRegistrar::instance().make(s.plugin, s.options, s.ctx);
+        s.module = qtool_golden::make_quantizer(s.plugin, s.options, s.ctx);
       } catch (const std::exception& e) {
         out.errors.push_back(qname + ": construction failed: " + e.what());
       }

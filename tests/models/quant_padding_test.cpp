@@ -23,13 +23,7 @@ using qsdk::LayerRole;
 using qsdk::Table;
 
 qhost::QuantizerMaker maker(const std::string& plugin) {
-  static std::map<std::string, qtest::TestRegistrar*> registrars;
-  auto& registrar = registrars[plugin];
-  if (!registrar) {
-    registrar = new qtest::TestRegistrar();
-    qtest::load_plugin(plugin, *registrar);
-  }
-  const auto& spec = registrar->get(plugin);
+  const auto& spec = qtest::quantizer_spec(plugin);
   const auto factory = std::get<qsdk::QuantizerFactory>(spec.factory);
   return [factory](const Table& t, const qsdk::QuantizerContext& ctx) { return factory(t, ctx); };
 }

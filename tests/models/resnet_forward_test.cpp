@@ -165,15 +165,15 @@ TEST(ModelErrors, BadOptionCombinationsAreConfigErrors) {
 
 TEST(ModelSchemas, EveryPluginDocumentsEveryOption) {
   for (const char* name : {"torch_resnet", "resnet", "bireal_resnet", "groupnet_resnet", "prone_resnet", "fixup_resnet"}) {
-    const auto& spec = qtest::model_registry().get(name);
+    const auto& spec = qtest::model_spec(name);
     EXPECT_EQ(spec.kind, qsdk::Kind::model);
     EXPECT_FALSE(spec.summary.empty());
     ASSERT_NE(spec.schema.find("depth"), nullptr) << name;
     for (const auto& f : spec.schema.fields) EXPECT_FALSE(f.doc.empty()) << name << "." << f.name;
   }
-  EXPECT_EQ(qtest::model_registry().get("groupnet_resnet").schema.find("base")->default_value.as_int(), 5);
-  EXPECT_FALSE(qtest::model_registry().get("bireal_resnet").schema.find("origin"));
-  EXPECT_EQ(qtest::model_registry().get("resnet").schema.find("order")->allowed.size(), 5u);
+  EXPECT_EQ(qtest::model_spec("groupnet_resnet").schema.find("base")->default_value.as_int(), 5);
+  EXPECT_FALSE(qtest::model_spec("bireal_resnet").schema.find("origin"));
+  EXPECT_EQ(qtest::model_spec("resnet").schema.find("order")->allowed.size(), 5u);
 }
 
 }  // namespace

@@ -2,64 +2,18 @@
 
 #include "test_support.hpp"
 
-#include <qsdk/plugin_abi.h>
+#include "plugins.hpp"
 
-#include <dlfcn.h>
-
-#include <cstdlib>
 #include <stdexcept>
 
 namespace qtest {
 
-void TestRegistrar::add(qsdk::ComponentSpec spec) {
-  if (specs_.count(spec.name)) throw std::runtime_error("duplicate component " + spec.name);
-  spec.schema.check(spec.name);
-  specs_.emplace(spec.name, std::move(spec));
+const qsdk::ComponentSpec& model_spec(const std::string& name) {
+  return qtool_test::TestPlugins::instance().spec(qsdk::Kind::model, name);
 }
 
-const qsdk::ComponentSpec& TestRegistrar::get(const std::string& name) const {
-  auto it = specs_.find(name);
-  if (it == specs_.end()) throw std::runtime_error("component not registered: " + name);
-  return it->second;
-}
-
-namespace {
-struct Sink {
-  qtool_error_sink sink;
-  std::string message;
-};
-void sink_set(qtool_error_sink* self, const char* message) {
-  static_cast<Sink*>(self->context)->message = message ? message : "";
-}
-}  // namespace
-
-void load_plugin(const std::string& name, TestRegistrar& registrar) {
-  const char* dir = std::getenv("QTOOL_PLUGIN_PATH");
-  if (!dir) throw std::runtime_error("QTOOL_PLUGIN_PATH is not set");
-  const std::string path = std::string(dir) + "/libqplug_" + name + ".so";
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) throw std::runtime_error("dlopen " + path + ": " + dlerror());
-  auto entry = reinterpret_cast<qtool_plugin_entry_fn>(dlsym(handle, QTOOL_PLUGIN_ENTRY_SYMBOL));
-  if (!entry) throw std::runtime_error(path + " has no " QTOOL_PLUGIN_ENTRY_SYMBOL);
-  const qtool_plugin_info* info = entry();
-  if (std::string(info->name) != name) throw std::runtime_error(path + " calls itself " + info->name);
-  Sink sink;
-  sink.sink.set = &sink_set;
-  sink.sink.context = &sink;
-  info->register_components(reinterpret_cast<qtool_registrar_handle*>(static_cast<qsdk::Registrar*>(&registrar)),
-                            &sink.sink);
-  if (!sink.message.empty()) throw std::runtime_error(name + ": " + sink.message);
-}
-
-TestRegistrar& model_registry() {
-  static TestRegistrar* registry = [] {
-    auto* r = new TestRegistrar();
-    for (const char* name : {"torch_resnet", "resnet", "bireal_resnet", "groupnet_resnet", "prone_resnet",
-                             "fixup_resnet"})
-      load_plugin(name, *r);
-    return r;
-  }();
-  return *registry;
+const qsdk::ComponentSpec& quantizer_spec(const std::string& name) {
+  return qtool_test::TestPlugins::instance().spec(qsdk::Kind::quantizer, name);
 }
 
 TestQuantizer::TestQuantizer(const qsdk::Table& options, const qsdk::QuantizerContext& ctx) : ctx_(ctx) {
@@ -86,7 +40,7 @@ qhost::QuantizerMaker QuantizerLog::maker() {
 std::shared_ptr<qsdk::ModelImpl> make_model(const std::string& name, const qsdk::Table& options,
                                             qsdk::LayerFactory& layers, int64_t num_classes,
                                             std::vector<int64_t> input_shape) {
-  const auto& spec = model_registry().get(name);
+  const auto& spec = model_spec(name);
   for (const auto& [key, value] : options)
     if (!spec.schema.find(key)) throw std::runtime_error(name + " has no option " + key);
   qsdk::ModelContext ctx;

@@ -1,5 +1,6 @@
-// Helpers of the model tests: a plugin loader + capturing Registrar, and a
-// simple test quantizer that records the context it was made with.
+// Helpers of the model tests: the model plugins (loaded through the host's
+// PluginLoader, tests/support/plugins.hpp) and a simple test quantizer that
+// records the context it was made with.
 #pragma once
 
 #include "layer_factory.hpp"
@@ -15,23 +16,11 @@
 
 namespace qtest {
 
-/// Captures the components plugins register.
-class TestRegistrar : public qsdk::Registrar {
- public:
-  void add(qsdk::ComponentSpec spec) override;
-  /// The component called `name`; throws std::runtime_error when missing.
-  const qsdk::ComponentSpec& get(const std::string& name) const;
-
- private:
-  std::map<std::string, qsdk::ComponentSpec> specs_;
-};
-
-/// dlopens $QTOOL_PLUGIN_PATH/libqplug_<name>.so (never closed) and registers
-/// its components into `registrar`; throws std::runtime_error on failure.
-void load_plugin(const std::string& name, TestRegistrar& registrar);
-
-/// The registrar with every model plugin loaded (loaded once per process).
-TestRegistrar& model_registry();
+/// The spec of model `name`, registered by plugin `name` (loaded if needed;
+/// qsdk::Error on failure).
+const qsdk::ComponentSpec& model_spec(const std::string& name);
+/// The spec of quantizer `name`, registered by plugin `name` (loaded if needed).
+const qsdk::ComponentSpec& quantizer_spec(const std::string& name);
 
 /// A fake quantizer: y = round(x * 2^bits) / 2^bits + offset, with a learned
 /// `clip_val` so it shows up in state dicts.

@@ -1,6 +1,7 @@
 // Plugin loader: the good test plugin loads; every broken fixture is refused
 // with its exact user-facing message, and nothing of it stays registered.
 #include "errors.hpp"
+#include "expect_error.hpp"
 #include "plugin_loader.hpp"
 #include "registry.hpp"
 #include "version_info.hpp"
@@ -10,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+
+using qtool_test::expect_error;
 
 namespace qhost {
 namespace {
@@ -26,18 +29,6 @@ std::string rebuild_hint(const std::string& name) {
 }
 
 // The message of the qsdk::Error that `fn` throws (and checks its category).
-template <class Fn>
-std::string error_of(Fn&& fn, qsdk::ErrorCategory category = qsdk::ErrorCategory::plugin) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), category) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no qsdk::Error thrown";
-  return "";
-}
-
 TEST(PluginLoader, LoadsTheTestPluginByName) {
   Registry registry;
   PluginLoader loader(registry, {kRoot + "/good"});
@@ -60,9 +51,10 @@ TEST(PluginLoader, NoEntryPoint) {
   Registry registry;
   PluginLoader loader(registry, {});
   std::string path = lib("no_entry", "no_entry");
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": is not a qtool plugin (no build stamp: it has no .qtool_stamp section) (hint: a plugin is a "
-                   "shared library built with QSDK_PLUGIN(...) from <qsdk/plugin.hpp> (plugin ABI " +
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
+            path +
+                ": is not a qtool plugin (no build stamp: it has no .qtool_stamp section) (hint: a plugin is a "
+                "shared library built with QSDK_PLUGIN(...) from <qsdk/plugin.hpp> (plugin ABI " +
                 std::to_string(QTOOL_PLUGIN_ABI_VERSION) + "); a plugin built for plugin ABI 1 must be rebuilt)");
 }
 
@@ -71,7 +63,7 @@ TEST(PluginLoader, WrongAbiVersion) {
   PluginLoader loader(registry, {});
   std::string path = lib("wrong_abi_version", "wrong_abi_version");
   // Only the stable prefix of another ABI's stamp is read: no compiler to name.
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
             path + ": plugin 'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI " +
                 std::to_string(QTOOL_PLUGIN_ABI_VERSION) + " (hint: " + rebuild_hint("wrong_abi_version") + ")");
 }
@@ -81,11 +73,13 @@ TEST(PluginLoader, WrongTorchStampReportsEveryMismatchAtOnce) {
   PluginLoader loader(registry, {});
   std::string path = lib("wrong_torch_stamp", "wrong_torch_stamp");
   auto host = host_stamp();
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": plugin 'wrong_torch_stamp' was built for libtorch 1.12.0 (CPU), cxx11-abi 0; this qhost uses "
-                   "libtorch " + torch_description(host) + ", cxx11-abi " + std::to_string(host.glibcxx_cxx11_abi) +
-                " (plugin compiled with GNU 10.2.1, qhost with " + host.compiler + ") (hint: " +
-                rebuild_hint("wrong_torch_stamp") + ")");
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
+            path +
+                ": plugin 'wrong_torch_stamp' was built for libtorch 1.12.0 (CPU), cxx11-abi 0; this qhost uses "
+                "libtorch " +
+                torch_description(host) + ", cxx11-abi " + std::to_string(host.glibcxx_cxx11_abi) +
+                " (plugin compiled with GNU 10.2.1, qhost with " + host.compiler +
+                ") (hint: " + rebuild_hint("wrong_torch_stamp") + ")");
 }
 
 TEST(PluginLoader, StampMismatchListsFieldsInOrder) {
@@ -105,18 +99,20 @@ TEST(PluginLoader, NameMismatch) {
   Registry registry;
   PluginLoader loader(registry, {});
   std::string path = lib("name_mismatch", "name_mismatch");
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": file is named for plugin 'name_mismatch' but the plugin declares itself as 'other_name' (hint: "
-                   "rename the file to libqplug_other_name.so or change the name in QSDK_PLUGIN(\"other_name\", ...))");
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
+            path +
+                ": file is named for plugin 'name_mismatch' but the plugin declares itself as 'other_name' (hint: "
+                "rename the file to libqplug_other_name.so or change the name in QSDK_PLUGIN(\"other_name\", ...))");
 }
 
 TEST(PluginLoader, ThrowsInRegisterLeavesNothingRegistered) {
   Registry registry;
   PluginLoader loader(registry, {});
   std::string path = lib("throws_in_register", "throws_in_register");
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": plugin 'throws_in_register' failed to register its components: cannot open "
-                   "/nonexistent/table.bin (hint: fix the plugin's QSDK_PLUGIN body (`qhost check-plugin " +
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
+            path +
+                ": plugin 'throws_in_register' failed to register its components: cannot open "
+                "/nonexistent/table.bin (hint: fix the plugin's QSDK_PLUGIN body (`qhost check-plugin " +
                 path + "` repeats this check))");
   EXPECT_EQ(registry.find(qsdk::Kind::quantizer, "half_registered"), nullptr);
   EXPECT_TRUE(loader.loaded().empty());
@@ -140,16 +136,17 @@ TEST(PluginLoader, BadSchema) {
   Registry registry;
   PluginLoader loader(registry, {});
   std::string path = lib("bad_schema", "bad_schema");
-  EXPECT_EQ(error_of([&] { loader.load(path); }),
-            path + ": plugin 'bad_schema' failed to register its components: quantizer/bad: bad schema: option 'bits' "
-                   "has default 12 outside its range (hint: fix the plugin's Options::schema())");
+  EXPECT_EQ(expect_error([&] { loader.load(path); }, qsdk::ErrorCategory::plugin),
+            path +
+                ": plugin 'bad_schema' failed to register its components: quantizer/bad: bad schema: option 'bits' "
+                "has default 12 outside its range (hint: fix the plugin's Options::schema())");
   EXPECT_EQ(registry.find(qsdk::Kind::quantizer, "bad"), nullptr);
 }
 
 TEST(PluginLoader, UnknownNameSuggestsAndListsAvailable) {
   Registry registry;
   PluginLoader loader(registry, {kRoot + "/good", kRoot + "/duplicate_component"});
-  EXPECT_EQ(error_of([&] { loader.load("testkti"); }),
+  EXPECT_EQ(expect_error([&] { loader.load("testkti"); }, qsdk::ErrorCategory::plugin),
             "plugin 'testkti' (libqplug_testkti.so) not found in [" + kRoot + "/good, " + kRoot +
                 "/duplicate_component] (hint: did you mean 'testkit'? available plugins: dup_a, dup_b, testkit)");
 }
@@ -157,9 +154,9 @@ TEST(PluginLoader, UnknownNameSuggestsAndListsAvailable) {
 TEST(PluginLoader, NotAPluginFileName) {
   Registry registry;
   PluginLoader loader(registry, {});
-  EXPECT_EQ(error_of([&] { loader.load("/tmp/libfoo.so"); }),
+  EXPECT_EQ(expect_error([&] { loader.load("/tmp/libfoo.so"); }, qsdk::ErrorCategory::plugin),
             "/tmp/libfoo.so: is not named like a qtool plugin (hint: plugin files are called libqplug_<name>.so)");
-  EXPECT_EQ(error_of([&] { loader.load(kRoot + "/good/libqplug_missing.so"); }),
+  EXPECT_EQ(expect_error([&] { loader.load(kRoot + "/good/libqplug_missing.so"); }, qsdk::ErrorCategory::plugin),
             kRoot + "/good/libqplug_missing.so: no such plugin file (hint: check the path)");
 }
 

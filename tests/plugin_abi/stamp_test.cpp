@@ -1,6 +1,7 @@
 // The stamp is read from the plugin file before any plugin code runs, hostile
 // ELF files get clean errors, and a plugin whose static initialiser throws is
 // refused by the probe process instead of ending this one (issue 11).
+#include "expect_error.hpp"
 #include "plugin_loader.hpp"
 #include "plugin_stamp.hpp"
 #include "registry.hpp"
@@ -20,6 +21,8 @@
 #include <sstream>
 #include <string>
 
+using qtool_test::expect_error;
+
 namespace qhost {
 namespace {
 
@@ -29,18 +32,6 @@ std::string lib(const std::string& folder, const std::string& name) {
   return kRoot + "/" + folder + "/libqplug_" + name + ".so";
 }
 
-template <class Fn>
-std::string plugin_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), qsdk::ErrorCategory::plugin) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no qsdk::Error thrown";
-  return "";
-}
-
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Before: dlopen ran the fixture's static initialiser (std::abort) before the
@@ -48,7 +39,8 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 TEST(PluginStamp, CheckedBeforeAnyOfItsCodeRuns) {
   Registry registry;
   PluginLoader loader(registry, {});
-  std::string e = plugin_error([&] { loader.load(lib("stamp_before_code", "stamp_before_code")); });
+  std::string e =
+      expect_error([&] { loader.load(lib("stamp_before_code", "stamp_before_code")); }, qsdk::ErrorCategory::plugin);
   EXPECT_TRUE(has(e, "plugin 'stamp_before_code' was built for plugin ABI " +
                          std::to_string(QTOOL_PLUGIN_ABI_VERSION + 7) + "; this qhost uses plugin ABI " +
                          std::to_string(QTOOL_PLUGIN_ABI_VERSION)))
@@ -131,7 +123,7 @@ class HostileElf : public ::testing::Test {
     std::ofstream(path, std::ios::binary) << bytes;
     Registry registry;
     PluginLoader loader(registry, {});
-    std::string e = plugin_error([&] { loader.load(path.string()); });
+    std::string e = expect_error([&] { loader.load(path.string()); }, qsdk::ErrorCategory::plugin);
     EXPECT_TRUE(loader.loaded().empty());
     EXPECT_EQ(registry.find(qsdk::Kind::quantizer, "tq"), nullptr);  // never dlopened
     return e;

@@ -19,7 +19,6 @@
 
 namespace {
 
-using qtool_golden::TestRegistrar;
 using T = qsdk::QuantTarget;
 
 qsdk::QuantizerContext context(T t) {
@@ -35,7 +34,7 @@ qsdk::QuantizerContext context(T t) {
 /// The quantizer in eval mode with its learned clips and gammas spread over
 /// [0.5, 1.5], so per-group steps differ.
 std::shared_ptr<qsdk::QuantizerImpl> make(const std::string& plugin, T t, const qsdk::Table& options) {
-  auto q = TestRegistrar::instance().make(plugin, options, context(t));
+  auto q = qtool_golden::make_quantizer(plugin, options, context(t));
   torch::NoGradGuard no_grad;
   for (auto& p : q->named_parameters()) {
     if (p.key() == "clip_val" || p.key() == "gamma") p.value().uniform_(0.5, 1.5);

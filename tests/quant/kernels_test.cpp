@@ -264,7 +264,7 @@ TEST(QuantSetup, Derivations) {
   ctx.shape = {1, 4, 1, 1};
   ctx.batch_size = 2;
   ctx.input_size = 6;
-  o.grad_scale = "scale-element";
+  o.grad_scale = qc::GradScale::scale_element;
   s = qc::make_setup(o, ctx);
   EXPECT_EQ(s.groups, 1);
   EXPECT_EQ(s.n_elements, 288);

@@ -11,8 +11,6 @@
 
 namespace {
 
-using qtool_golden::TestRegistrar;
-
 qsdk::QuantizerContext context(qsdk::QuantTarget t) {
   qsdk::QuantizerContext c;
   c.target = t;
@@ -53,7 +51,7 @@ torch::Tensor input_for(qsdk::QuantTarget t) {
 
 TEST(QuantModules, EveryPluginRegistersItsQuantizer) {
   for (const char* p : {"lsq", "dorefa", "pact", "nonuniform", "lqnet", "xnor"}) {
-    const auto& spec = TestRegistrar::instance().quantizer(p);
+    const auto& spec = qtool_golden::quantizer_spec(p);
     EXPECT_EQ(spec.kind, qsdk::Kind::quantizer);
     EXPECT_FALSE(spec.summary.empty()) << p;
     EXPECT_NE(spec.schema.find("bits"), nullptr) << p;
@@ -65,7 +63,7 @@ TEST(QuantModules, StateDictRoundTrip) {
   for (const auto& c : configs()) {
     SCOPED_TRACE(c.plugin + " " + qsdk::to_string(c.target));
     auto ctx = context(c.target);
-    auto a = TestRegistrar::instance().make(c.plugin, c.options, ctx);
+    auto a = qtool_golden::make_quantizer(c.plugin, c.options, ctx);
     // Change the state: a training forward (counters, bases), and perturbed parameters.
     torch::Tensor x = input_for(c.target);
     a->train(true);
@@ -76,7 +74,7 @@ TEST(QuantModules, StateDictRoundTrip) {
     }
     std::stringstream ss;
     torch::save(std::static_pointer_cast<torch::nn::Module>(a), ss);
-    auto b = TestRegistrar::instance().make(c.plugin, c.options, ctx);
+    auto b = qtool_golden::make_quantizer(c.plugin, c.options, ctx);
     auto bm = std::static_pointer_cast<torch::nn::Module>(b);
     torch::load(bm, ss);
     auto pa = a->named_parameters(), pb = b->named_parameters();
@@ -97,10 +95,10 @@ TEST(QuantModules, NamedCopyRoundTrip) {
   for (const auto& c : configs()) {
     SCOPED_TRACE(c.plugin);
     auto ctx = context(c.target);
-    auto a = TestRegistrar::instance().make(c.plugin, c.options, ctx);
+    auto a = qtool_golden::make_quantizer(c.plugin, c.options, ctx);
     a->train(true);
     a->forward(input_for(c.target));
-    auto b = TestRegistrar::instance().make(c.plugin, c.options, ctx);
+    auto b = qtool_golden::make_quantizer(c.plugin, c.options, ctx);
     torch::NoGradGuard ng;
     for (const auto& kv : a->named_parameters()) b->named_parameters()[kv.key()].copy_(kv.value());
     for (const auto& kv : a->named_buffers()) b->named_buffers()[kv.key()].copy_(kv.value());
@@ -110,7 +108,7 @@ TEST(QuantModules, NamedCopyRoundTrip) {
 
 TEST(QuantModules, WarmupReturnsInputAndAveragesClip) {
   auto ctx = context(qsdk::QuantTarget::activation);
-  auto q = TestRegistrar::instance().make("lsq", {{"stable", 2}, {"quant_group", 1}}, ctx);
+  auto q = qtool_golden::make_quantizer("lsq", {{"stable", 2}, {"quant_group", 1}}, ctx);
   q->train(true);
   torch::Tensor x1 = torch::randn({2, 4, 6, 6}), x2 = torch::randn({2, 4, 6, 6}) * 2;
   EXPECT_TRUE(torch::equal(q->forward(x1), x1));
@@ -124,12 +122,12 @@ TEST(QuantModules, WarmupReturnsInputAndAveragesClip) {
 
 TEST(QuantModules, XnorAlwaysBinarisesWithoutWarmup) {
   auto ctx = context(qsdk::QuantTarget::activation);
-  auto q = TestRegistrar::instance().make("xnor", {}, ctx);
+  auto q = qtool_golden::make_quantizer("xnor", {}, ctx);
   torch::Tensor x = torch::randn({2, 4, 6, 6});
   torch::Tensor y = q->forward(x);
   EXPECT_TRUE(torch::equal(y.abs(), torch::ones_like(y)));
   EXPECT_EQ(q->named_buffers()["iteration"].item<float>(), 0.f);
-  auto w = TestRegistrar::instance().make("xnor", {{"stable", 1}}, context(qsdk::QuantTarget::weight));
+  auto w = qtool_golden::make_quantizer("xnor", {{"stable", 1}}, context(qsdk::QuantTarget::weight));
   torch::Tensor wt = torch::randn({8, 4, 3, 3});
   EXPECT_TRUE(torch::equal(w->forward(wt), wt));   // counter 1 <= stable 1
   EXPECT_FALSE(torch::equal(w->forward(wt), wt));  // counter 2
@@ -140,7 +138,7 @@ TEST(QuantModules, LqNetFloorBitRefit) {
   auto ctx = context(qsdk::QuantTarget::activation);
   ctx.shape = {1, 1, 1, 1};
   for (bool custom : {true, false}) {
-    auto q = TestRegistrar::instance().make("lqnet", {{"bits", 2}, {"custom_update", custom}}, ctx);
+    auto q = qtool_golden::make_quantizer("lqnet", {{"bits", 2}, {"custom_update", custom}}, ctx);
     q->train(true);
     torch::Tensor x = torch::tensor({0.5f, 1.2f, 3.0f, 0.1f}).reshape({1, 1, 2, 2}).requires_grad_(true);
     torch::Tensor y = q->forward(x);
@@ -158,7 +156,7 @@ TEST(QuantModules, LqNetFloorBitRefit) {
 TEST(QuantModules, BadOptionsAreConfigErrors) {
   auto expect_config_error = [](const std::string& plugin, const qsdk::Table& opts, qsdk::QuantTarget t) {
     try {
-      TestRegistrar::instance().make(plugin, opts, context(t));
+      qtool_golden::make_quantizer(plugin, opts, context(t));
       ADD_FAILURE() << plugin << ": no error";
     } catch (const qsdk::Error& e) {
       EXPECT_EQ(e.category(), qsdk::ErrorCategory::config) << e.what();

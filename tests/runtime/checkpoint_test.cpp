@@ -1,6 +1,7 @@
 // HDF5 checkpoints: round trip with dtypes, errors naming file and entry,
 // crash safety of the atomic write, lenient initialisation, hostile files.
 #include "checkpoint.hpp"
+#include "expect_error.hpp"
 
 #include <qsdk/error.hpp>
 
@@ -20,6 +21,8 @@
 #include <limits>
 #include <map>
 #include <vector>
+
+using qtool_test::expect_error;
 
 namespace fs = std::filesystem;
 using namespace qhost;
@@ -70,17 +73,6 @@ CheckpointData sample(const torch::nn::Module& m) {
   d.optimizer.emplace_back("conv.weight/momentum_buffer", torch::randn({3, 2, 1, 1}));
   d.metrics_jsonl = "{\"epoch\": 0}\n";
   return d;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), qsdk::ErrorCategory::checkpoint) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no qsdk::Error thrown";
-  return "";
 }
 
 }  // namespace
@@ -136,7 +128,7 @@ TEST(Checkpoint, RoundTripKeepsValuesDtypesAndMeta) {
 }
 
 TEST(Checkpoint, MissingFileNamesThePath) {
-  const auto msg = error_of([] { read_checkpoint("/nonexistent/dir/last.h5"); });
+  const auto msg = expect_error([] { read_checkpoint("/nonexistent/dir/last.h5"); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("/nonexistent/dir/last.h5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("not found"), std::string::npos) << msg;
 }
@@ -145,7 +137,7 @@ TEST(Checkpoint, NotHdf5IsReported) {
   const auto dir = temp_dir("nothdf5");
   const auto path = dir + "/model.pth";
   std::ofstream(path) << "PK\x03\x04 this is a zip, not HDF5";
-  const auto msg = error_of([&] { read_checkpoint(path); });
+  const auto msg = expect_error([&] { read_checkpoint(path); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("not an HDF5 file"), std::string::npos) << msg;
   // A truncated checkpoint is not HDF5 either.
@@ -154,7 +146,7 @@ TEST(Checkpoint, NotHdf5IsReported) {
   const auto size = fs::file_size(dir + "/good.h5");
   fs::copy_file(dir + "/good.h5", dir + "/cut.h5");
   fs::resize_file(dir + "/cut.h5", size / 3);
-  const auto msg2 = error_of([&] { read_checkpoint(dir + "/cut.h5"); });
+  const auto msg2 = expect_error([&] { read_checkpoint(dir + "/cut.h5"); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg2.find("cut.h5"), std::string::npos) << msg2;
   fs::remove_all(dir);
 }
@@ -176,7 +168,7 @@ TEST(Checkpoint, WrongFormatVersionIsReported) {
     H5Gclose(g);
     H5Fclose(f);
   }
-  const auto msg = error_of([&] { read_checkpoint(path); });
+  const auto msg = expect_error([&] { read_checkpoint(path); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("format_version"), std::string::npos) << msg;
   EXPECT_NE(msg.find("99"), std::string::npos) << msg;
   fs::remove_all(dir);
@@ -192,7 +184,8 @@ TEST(Checkpoint, StrictLoadReportsShapeMissingAndUnused) {
     bad.emplace_back(n, n == "conv.weight" ? torch::zeros({3, 4, 1, 1}) : t);
   }
   bad.emplace_back("head.bias", torch::zeros({10}));
-  const auto msg = error_of([&] { load_module_state(*m, bad, "/runs/x/last.h5"); });
+  const auto msg =
+      expect_error([&] { load_module_state(*m, bad, "/runs/x/last.h5"); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("/runs/x/last.h5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("shape mismatch for 'conv.weight'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[3, 2, 1, 1]"), std::string::npos) << msg;
@@ -342,7 +335,7 @@ TEST(CheckpointHostile, ArrayValuedAttributeIsRefusedBeforeReading) {
     H5Sclose(space);
     H5Gclose(g);
   });
-  const auto msg = error_of([&] { read_checkpoint_meta(path); });
+  const auto msg = expect_error([&] { read_checkpoint_meta(path); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path + ":/meta/epoch"), std::string::npos) << msg;
   EXPECT_NE(msg.find("single value"), std::string::npos) << msg;
   fs::remove_all(dir);
@@ -357,7 +350,7 @@ TEST(CheckpointHostile, LinkCycleIsRefused) {
     // /model/conv/loop -> /model: a walk without a visited set never ends.
     ASSERT_GE(H5Lcreate_hard(f, "model", f, "model/conv/loop", H5P_DEFAULT, H5P_DEFAULT), 0);
   });
-  const auto msg = error_of([&] { read_checkpoint(path); });
+  const auto msg = expect_error([&] { read_checkpoint(path); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path + ":/model/conv/loop"), std::string::npos) << msg;
   EXPECT_NE(msg.find("already seen"), std::string::npos) << msg;
   fs::remove_all(dir);
@@ -372,11 +365,11 @@ TEST(CheckpointHostile, ShapesAreCheckedBeforeAnythingIsAllocated) {
   edit_file(path, [](hid_t f) { replace_with_huge(f, "conv/weight", 150000, 150000); });
   CheckpointReadOptions strict;
   strict.model = m.get();
-  auto msg = error_of([&] { read_checkpoint(path, strict); });
+  auto msg = expect_error([&] { read_checkpoint(path, strict); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("'conv.weight': model has [3, 2, 1, 1], checkpoint has [150000, 150000]"), std::string::npos)
       << msg;
   // Without a model the total is capped.
-  msg = error_of([&] { read_checkpoint(path); });
+  msg = expect_error([&] { read_checkpoint(path); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("MiB of tensors"), std::string::npos) << msg;
   // A lenient read (train.init_from) skips it: a data-less meta tensor, reported as mismatched.
   CheckpointReadOptions lenient = strict;
@@ -407,7 +400,7 @@ TEST(CheckpointHostile, UnwrittenDatasetOfTheRightShapeIsRefused) {
   });
   CheckpointReadOptions ro;
   ro.model = m.get();
-  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  const auto msg = expect_error([&] { read_checkpoint(path, ro); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path + ":/model/bn/running_mean"), std::string::npos) << msg;
   EXPECT_NE(msg.find("holds no data"), std::string::npos) << msg;
   fs::remove_all(dir);
@@ -422,7 +415,7 @@ TEST(CheckpointHostile, StrictReadListsAFewUnknownNames) {
   write_checkpoint(path, data);
   CheckpointReadOptions ro;
   ro.model = m.get();
-  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  const auto msg = expect_error([&] { read_checkpoint(path, ro); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find("50 unused entries (not in the model): 'stranger100'"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("stranger149"), std::string::npos) << msg;
   fs::remove_all(dir);
@@ -439,7 +432,7 @@ TEST(CheckpointHostile, NonFiniteParametersAreRefusedUnlessAllowed) {
   write_checkpoint(path, sample(*m));
   CheckpointReadOptions ro;
   ro.model = m.get();
-  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  const auto msg = expect_error([&] { read_checkpoint(path, ro); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path + ":/model/conv/weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("NaN"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--allow-nonfinite"), std::string::npos) << msg;

@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "data_loader.hpp"
 #include "device.hpp"
+#include "expect_error.hpp"
 #include "layer_factory.hpp"
 #include "optimizer.hpp"
 #include "plugin_loader.hpp"
@@ -24,6 +25,8 @@
 #include "trainer.hpp"
 
 #include <qsdk/error.hpp>
+
+using qtool_test::expect_error;
 
 namespace {
 
@@ -42,27 +45,17 @@ TEST(Device, AutoResolvesToTheCpuWithoutAGpuAndToCuda0WithOne) {
   if (!qhost::built_with_cuda() || !torch::cuda::is_available()) EXPECT_EQ(qhost::resolve_device("auto").str(), "cpu");
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), qsdk::ErrorCategory::config);
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(Device, AbsentIndexOrMissingCudaIsACleanConfigErrorNamingTheKey) {
-  auto e = error_of([] { qhost::resolve_device("cuda:3", 2); });
+  auto e = expect_error([] { qhost::resolve_device("cuda:3", 2); }, qsdk::ErrorCategory::config);
   EXPECT_NE(e.find("experiment.device"), std::string::npos) << e;
   EXPECT_NE(e.find("\"cuda:3\" requested but 2 GPUs are visible (cuda:0 to cuda:1)"), std::string::npos) << e;
   EXPECT_NE(e.find("hint: use an index below 2"), std::string::npos) << e;
-  e = error_of([] { qhost::resolve_device("cuda:0", 0); });
+  e = expect_error([] { qhost::resolve_device("cuda:0", 0); }, qsdk::ErrorCategory::config);
   EXPECT_NE(e.find("no GPU is visible"), std::string::npos) << e;
-  e = error_of([] { qhost::resolve_device("gpu"); });
+  e = expect_error([] { qhost::resolve_device("gpu"); }, qsdk::ErrorCategory::config);
   EXPECT_NE(e.find("\"gpu\" is not a device"), std::string::npos) << e;
   if (!qhost::built_with_cuda()) {
-    e = error_of([] { qhost::resolve_device("cuda"); });
+    e = expect_error([] { qhost::resolve_device("cuda"); }, qsdk::ErrorCategory::config);
     EXPECT_NE(e.find("CPU-only LibTorch"), std::string::npos) << e;
     EXPECT_NE(e.find("README.md#gpus"), std::string::npos) << e;
   }

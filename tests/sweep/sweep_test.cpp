@@ -1,6 +1,7 @@
 // `[[schedule]]`, `qhost sweep` and `qhost report` end to end: the qhost
 // binary on tiny synthetic runs (tiny_quant.toml, about a second each).
 #include "checkpoint.hpp"
+#include "files.hpp"
 #include "optimizer.hpp"
 #include "run_qhost.hpp"
 
@@ -24,6 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using Result = qtool_test::QhostResult;
+using qtool_test::fresh_dir;
 using qtool_test::read_text;
 
 // Runs qhost with `args` (and optional environment assignments), capturing stdout+stderr.
@@ -32,12 +34,6 @@ Result run_qhost(const std::string& args, const std::string& env = "") {
 }
 
 std::string src(const std::string& f) { return std::string(SWEEP_DIR) + "/" + f; }
-
-std::string fresh_dir(const std::string& name) {
-  const auto dir = std::string(SWEEP_WORK) + "/" + name;
-  fs::remove_all(dir);
-  return dir;
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream in(path);
@@ -67,7 +63,7 @@ std::vector<double> epoch_lrs(const std::string& metrics) {
 }  // namespace
 
 TEST(Schedule, ChangesLrAtTheRightEpoch) {
-  const auto dir = fresh_dir("schedule");
+  const auto dir = fresh_dir(SWEEP_WORK, "schedule");
   auto r = run_qhost("run " + src("schedule.toml") + " --out " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const auto lrs = epoch_lrs(dir + "/metrics.jsonl");
@@ -129,7 +125,7 @@ TEST(Schedule, NewLrScalesTheSchedulersCurveFromItsEpoch) {
   const std::string cosine =
       " --set 'plugins.load=[\"synthetic\", \"resnet\", \"lsq\", \"dorefa\", \"cosine\"]'"
       " --set 'scheduler={type = \"cosine\"}'";
-  const auto with = fresh_dir("schedule_cosine"), without = fresh_dir("cosine_only");
+  const auto with = fresh_dir(SWEEP_WORK, "schedule_cosine"), without = fresh_dir(SWEEP_WORK, "cosine_only");
   auto r = run_qhost("run " + src("schedule.toml") + cosine + " --out " + with);
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_qhost("run " + src("schedule.toml") + cosine + " --set 'schedule=[]' --out " + without);
@@ -149,7 +145,7 @@ TEST(Schedule, NewLrScalesTheSchedulersCurveFromItsEpoch) {
 TEST(Schedule, AResumedRunReappliesTheChangesOfPastEpochs) {
   // Stopped after epoch 2 of 3 and resumed: the epoch-1 weight decay and momentum
   // changes must be in force again in the new process, or the weights differ.
-  const auto full = fresh_dir("resume_full"), parted = fresh_dir("resume_parted");
+  const auto full = fresh_dir(SWEEP_WORK, "resume_full"), parted = fresh_dir(SWEEP_WORK, "resume_parted");
   auto r = run_qhost("run " + src("schedule.toml") + " --out " + full);
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_qhost("run " + src("schedule.toml") + " --out " + parted, "QTOOL_TEST_STOP_AFTER_EPOCHS=2");
@@ -268,7 +264,7 @@ std::map<std::string, std::set<int>> activation_levels(const qhost::CheckpointDa
 TEST(Schedule, QuantizerOptionsChangeAtTheEpochBoundaryAndFollowTheOverrideRule) {
   // schedule_quant.toml: activations 4 -> 2 bits and one weight clip per layer at epoch 1;
   // layer1 names `bits` in its override (keeps 3), layer2 does not (inherits 2).
-  const auto full = fresh_dir("quant_full"), first = fresh_dir("quant_first");
+  const auto full = fresh_dir(SWEEP_WORK, "quant_full"), first = fresh_dir(SWEEP_WORK, "quant_first");
   auto r = run_qhost("run " + src("schedule_quant.toml") + " --out " + full);
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_qhost("run " + src("schedule_quant.toml") + " --out " + first, "QTOOL_TEST_STOP_AFTER_EPOCHS=1");
@@ -325,7 +321,7 @@ TEST(Schedule, AResumedRunRebuildsChangedQuantizersBeforeLoadingItsCheckpoint) {
   // Stopped after epoch 2 (the switch happened at the start of epoch 1) and resumed:
   // the weight clips have their new shape in the checkpoint, so the new process must
   // rebuild them before loading, then continue exactly like the uninterrupted run.
-  const auto full = fresh_dir("quant_resume_full"), parted = fresh_dir("quant_resume_parted");
+  const auto full = fresh_dir(SWEEP_WORK, "quant_resume_full"), parted = fresh_dir(SWEEP_WORK, "quant_resume_parted");
   auto r = run_qhost("run " + src("schedule_quant.toml") + " --out " + full);
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_qhost("run " + src("schedule_quant.toml") + " --out " + parted, "QTOOL_TEST_STOP_AFTER_EPOCHS=2");
@@ -351,7 +347,7 @@ TEST(Schedule, AResumedRunRebuildsChangedQuantizersBeforeLoadingItsCheckpoint) {
 }
 
 TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
-  const auto out = fresh_dir("grid");
+  const auto out = fresh_dir(SWEEP_WORK, "grid");
   auto r = run_qhost("sweep " + src("grid.toml") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::vector<std::string> points{
@@ -405,7 +401,7 @@ TEST(Sweep, GridRunsEveryPointThenSkipsThemAndReportsThem) {
 }
 
 TEST(Sweep, ARetriedPointReplacesTheRunItsFailedAttemptLeft) {
-  const auto out = fresh_dir("retry_grid");
+  const auto out = fresh_dir(SWEEP_WORK, "retry_grid");
   // Both runs of the first sweep die at step 1 (after metrics.jsonl has a line):
   // the bits=2 point leaves a partial run, the bits=9 point fails validation.
   auto r = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out,
@@ -423,7 +419,7 @@ TEST(Sweep, ARetriedPointReplacesTheRunItsFailedAttemptLeft) {
 }
 
 TEST(Sweep, AFailedPointIsReportedAndTheOthersRun) {
-  const auto out = fresh_dir("bad_grid");
+  const auto out = fresh_dir(SWEEP_WORK, "bad_grid");
   auto r = run_qhost("sweep " + src("bad_grid.toml") + " --out " + out);
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("2 points: 1 done, 0 skipped, 1 failed"), std::string::npos) << r.output;
@@ -442,7 +438,7 @@ TEST(Sweep, AFailedPointIsReportedAndTheOthersRun) {
 }
 
 TEST(Sweep, BadSweepFilesAreConfigErrorsWithLines) {
-  const auto dir = fresh_dir("bad_files");
+  const auto dir = fresh_dir(SWEEP_WORK, "bad_files");
   fs::create_directories(dir);
   std::ofstream(dir + "/s.toml") << "base = \"" << src("tiny_quant.toml") << "\"\nbogus = 1\n[grid]\n\"a.b\" = 3\n";
   auto r = run_qhost("sweep " + dir + "/s.toml --out " + dir + "/out");
@@ -461,7 +457,7 @@ TEST(Sweep, BadSweepFilesAreConfigErrorsWithLines) {
 // options (table values), zipped keys go together, and the report tells every
 // point apart.
 TEST(Sweep, VariantsZipAndTableValues) {
-  const auto out = fresh_dir("variants");
+  const auto out = fresh_dir(SWEEP_WORK, "variants");
   auto r = run_qhost("sweep " + src("variants.toml") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::vector<std::string> points{"tinyq__lsq__optimizer.lr=0.05__optimizer.weight_decay=0.0005",
@@ -483,7 +479,7 @@ TEST(Sweep, VariantsZipAndTableValues) {
   EXPECT_EQ(count(rep.output, "optimizer.lr=0.02, optimizer.weight_decay=0.0001"), 2u) << rep.output;
 
   // A grid of whole quantizer tables: folder names say type and options.
-  const auto grid_out = fresh_dir("table_grid");
+  const auto grid_out = fresh_dir(SWEEP_WORK, "table_grid");
   r = run_qhost("sweep " + src("table_grid.toml") + " --out " + grid_out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(grid_out + "/tinyq__quant.activation=lsq_bits=3/sweep_done")) << r.output;
@@ -491,7 +487,7 @@ TEST(Sweep, VariantsZipAndTableValues) {
 }
 
 TEST(Sweep, BadVariantsAndZipsAreConfigErrorsWithLines) {
-  const auto dir = fresh_dir("bad_variants");
+  const auto dir = fresh_dir(SWEEP_WORK, "bad_variants");
   fs::create_directories(dir);
   std::ofstream(dir + "/s.toml") << "base = \"" << src("tiny_quant.toml") << "\"\n"
                                  << "[zip]\n\"a.b\" = [1, 2]\n\"c.d\" = [1]\n"

@@ -3,6 +3,7 @@
 // checks, control characters in resolved.toml, and relative paths resolved
 // against the file that names them whatever the current folder is.
 #include "config.hpp"
+#include "expect_error.hpp"
 #include "plugin_loader.hpp"
 #include "registry.hpp"
 #include "test_files.hpp"
@@ -17,27 +18,14 @@
 #include <cmath>
 #include <filesystem>
 
+using qtool_test::expect_error;
+
 namespace qhost {
 namespace {
 using qsdk::Table;
 using qsdk::Value;
 
 const std::string kGood = std::string(QTOOL_TEST_PLUGIN_ROOT) + "/good";
-
-template <class Fn>
-std::string error_of(Fn&& fn, qsdk::ErrorCategory category) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), category) << e.what();
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a qsdk::Error: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no qsdk::Error thrown";
-  return "";
-}
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -74,15 +62,15 @@ TEST(ConfigHardening, DeepDottedKeyIsALocatedErrorAndFast) {
   for (size_t n : {20000u, 200000u}) {
     std::string f = dir.write("deep.toml", "[data]\nroot = \"x\"\n" + dotted(n) + " = 1\n");
     auto t0 = std::chrono::steady_clock::now();
-    std::string e = error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config);
+    std::string e = expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config);
     EXPECT_LT(seconds_since(t0), 2.0);
     EXPECT_TRUE(has(e, f + ":3:1: key with more than 64 dotted segments")) << e.substr(0, 300);
   }
   // The same in a table header and in an inline table.
   std::string f = dir.write("header.toml", "\n[" + dotted(100) + "]\nx = 1\n");
-  EXPECT_TRUE(has(error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config), f + ":2:2: key with more"));
+  EXPECT_TRUE(has(expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config), f + ":2:2: key with more"));
   f = dir.write("inline.toml", "x = { " + dotted(100) + " = 1 }\n");
-  EXPECT_TRUE(has(error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config), f + ":1:7: key with more"));
+  EXPECT_TRUE(has(expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config), f + ":1:7: key with more"));
   // 64 segments are fine, and dots inside strings and comments are not segments.
   f = dir.write("ok.toml", dotted(64) + " = \"" + dotted(500) + "\" # " + dotted(500) + "\ns = '''\n" +
                                dotted(500) + "\n'''\n");
@@ -93,7 +81,7 @@ TEST(ConfigHardening, DeepDottedKeyIsALocatedErrorAndFast) {
 TEST(ConfigHardening, OverlongKeyIsALocatedError) {
   test::ScratchDir dir;
   std::string f = dir.write("long.toml", "[data]\n" + std::string(2000, 'k') + " = 1\n");
-  std::string e = error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config);
+  std::string e = expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config);
   EXPECT_TRUE(has(e, f + ":2:1: key 'data.kkk")) << e;
   EXPECT_TRUE(has(e, "is 2005 characters long (limit 1024)")) << e;
 }
@@ -101,9 +89,9 @@ TEST(ConfigHardening, OverlongKeyIsALocatedError) {
 TEST(ConfigHardening, DeepOrLongSetKeyIsAUsageError) {
   test::ScratchDir dir;
   std::string f = dir.write("exp.toml", kMinimal);
-  EXPECT_TRUE(has(error_of([&] { Config::load(f, {dotted(20000) + "=1"}); }, qsdk::ErrorCategory::usage),
+  EXPECT_TRUE(has(expect_error([&] { Config::load(f, {dotted(20000) + "=1"}); }, qsdk::ErrorCategory::usage),
                   "key of 39999 characters (limit 1024)"));
-  EXPECT_TRUE(has(error_of([&] { Config::load(f, {dotted(100) + "=1"}); }, qsdk::ErrorCategory::usage),
+  EXPECT_TRUE(has(expect_error([&] { Config::load(f, {dotted(100) + "=1"}); }, qsdk::ErrorCategory::usage),
                   "key with 100 dotted segments (limit 64)"));
   // A deep value is not parsed as TOML (toml++ would recurse per segment): it stays a string.
   Config c = Config::load(f, {"data.tag={" + dotted(100000) + "=1}"});
@@ -137,7 +125,7 @@ TEST(ConfigHardening, ExtendsDiamondIsNoCycleButACycleStillIs) {
   EXPECT_EQ(c.root().at("train").as_table().at("epochs"), Value(4));
   dir.write("x.toml", "extends = [\"d.toml\", \"y.toml\"]\n");
   dir.write("y.toml", "extends = [\"d.toml\", \"x.toml\"]\n");
-  std::string e = error_of([&] { Config::load(dir.path() + "/x.toml"); }, qsdk::ErrorCategory::config);
+  std::string e = expect_error([&] { Config::load(dir.path() + "/x.toml"); }, qsdk::ErrorCategory::config);
   EXPECT_TRUE(has(e, "circular extends")) << e;
 }
 
@@ -146,7 +134,7 @@ TEST(ConfigHardening, HugeArrayIndexInSetIsAUsageError) {
   std::string f = dir.write("exp.toml", kMinimal + "[[trick]]\ntype = \"tscale\"\n");
   for (const std::string index : {"99999999999999999999999999", "18446744073709551616", "1"}) {
     std::string e =
-        error_of([&] { Config::load(f, {"trick." + index + ".weight=2"}); }, qsdk::ErrorCategory::usage);
+        expect_error([&] { Config::load(f, {"trick." + index + ".weight=2"}); }, qsdk::ErrorCategory::usage);
     EXPECT_TRUE(has(e, "trick is an array of 1 elements; '" + index + "' is not a valid index")) << e;
   }
   Config c = Config::load(f, {"trick.0.weight=2"});
@@ -215,8 +203,8 @@ TEST(ConfigHardening, ControlCharactersRoundTripThroughResolvedToml) {
 TEST(ConfigHardening, SetValueMustBeUtf8) {
   test::ScratchDir dir;
   std::string f = dir.write("exp.toml", kMinimal);
-  EXPECT_TRUE(has(error_of([&] { Config::load(f, {"data.tag=\xff"}); }, qsdk::ErrorCategory::usage),
-                  "is not valid UTF-8"));
+  EXPECT_TRUE(
+      has(expect_error([&] { Config::load(f, {"data.tag=\xff"}); }, qsdk::ErrorCategory::usage), "is not valid UTF-8"));
   Config c = Config::load(f, {"data.tag=a\rb"});
   EXPECT_EQ(Config::from_string(c.to_toml(), "r").root().at("data").as_table().at("tag"), Value("a\rb"));
 }
@@ -285,18 +273,19 @@ namespace {
 // non-ASCII character outside a string for whitespace (found by tests/fuzz);
 // such text is not TOML anyway, so it is refused before toml++ sees it.
 TEST(ConfigHardening, NonAsciiOutsideStringsIsALocatedErrorNotUndefinedBehaviour) {
-  EXPECT_NE(error_of([] { Config::from_string("a = 1\n\xc3\xa9t\xc3\xa9 = 1\n", "t.toml"); }, qsdk::ErrorCategory::config)
-                .find("t.toml:2:1: non-ASCII character outside a string or comment"),
-            std::string::npos);
-  EXPECT_NE(error_of([] { Config::from_string("a = 1 \xef\xbb\xbe\n", "t.toml"); }, qsdk::ErrorCategory::config)
+  EXPECT_NE(
+      expect_error([] { Config::from_string("a = 1\n\xc3\xa9t\xc3\xa9 = 1\n", "t.toml"); }, qsdk::ErrorCategory::config)
+          .find("t.toml:2:1: non-ASCII character outside a string or comment"),
+      std::string::npos);
+  EXPECT_NE(expect_error([] { Config::from_string("a = 1 \xef\xbb\xbe\n", "t.toml"); }, qsdk::ErrorCategory::config)
                 .find("t.toml:1:7: non-ASCII character"),
             std::string::npos);
   // A quote where no string may start does not open one: what follows is checked.
-  EXPECT_NE(error_of([] { Config::from_string("'tZ' =-'\xef\xbb\xbeZ' ", "t.toml"); }, qsdk::ErrorCategory::config)
+  EXPECT_NE(expect_error([] { Config::from_string("'tZ' =-'\xef\xbb\xbeZ' ", "t.toml"); }, qsdk::ErrorCategory::config)
                 .find("non-ASCII character"),
             std::string::npos);
-  EXPECT_NE(error_of([] { Config::from_string("s = \"\"\"x \\\xef\xbb\xa0\"\"\"\n", "t.toml"); },
-                     qsdk::ErrorCategory::config)
+  EXPECT_NE(expect_error([] { Config::from_string("s = \"\"\"x \\\xef\xbb\xa0\"\"\"\n", "t.toml"); },
+                         qsdk::ErrorCategory::config)
                 .find("invalid escape sequence"),
             std::string::npos);
   // Where TOML allows them: strings (keys too, quoted), comments, a byte order mark.

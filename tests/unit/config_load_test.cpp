@@ -1,27 +1,18 @@
 // Config loading: extends (merge rules, locations, cycles), --set, syntax errors.
 #include "config.hpp"
+#include "expect_error.hpp"
 #include "test_files.hpp"
 
 #include <qsdk/error.hpp>
 
 #include <gtest/gtest.h>
 
+using qtool_test::expect_error;
+
 namespace qhost {
 namespace {
 using qsdk::Table;
 using qsdk::Value;
-
-template <class Fn>
-std::string error_of(Fn&& fn, qsdk::ErrorCategory category) {
-  try {
-    fn();
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), category) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no qsdk::Error thrown";
-  return "";
-}
 
 const Value& at(const Table& t, const std::string& dotted) {
   const Table* cur = &t;
@@ -102,36 +93,38 @@ TEST(ConfigLoad, SetOverridesParseTomlValuesAndBareWords) {
 TEST(ConfigLoad, MalformedSetIsAUsageError) {
   test::ScratchDir dir;
   std::string f = dir.write("e.toml", "[train]\nepochs = 1\n[[trick]]\ntype = \"tscale\"\n");
-  EXPECT_EQ(error_of([&] { Config::load(f, {"train.epochs"}); }, qsdk::ErrorCategory::usage),
+  EXPECT_EQ(expect_error([&] { Config::load(f, {"train.epochs"}); }, qsdk::ErrorCategory::usage),
             "--set train.epochs: expected key=value (hint: e.g. --set train.epochs=2 or --set quant.weight.type=lsq)");
-  EXPECT_EQ(error_of([&] { Config::load(f, {"trick.3.weight=1"}); }, qsdk::ErrorCategory::usage),
+  EXPECT_EQ(expect_error([&] { Config::load(f, {"trick.3.weight=1"}); }, qsdk::ErrorCategory::usage),
             "--set trick.3.weight=1: trick is an array of 1 elements; '3' is not a valid index (hint: use "
             "trick.<index>.<key>, index from 0)");
-  EXPECT_EQ(error_of([&] { Config::load(f, {"train.epochs.x=1"}); }, qsdk::ErrorCategory::usage),
+  EXPECT_EQ(expect_error([&] { Config::load(f, {"train.epochs.x=1"}); }, qsdk::ErrorCategory::usage),
             "--set train.epochs.x=1: train.epochs is not a table, cannot set 'x' in it");
 }
 
 TEST(ConfigLoad, SyntaxErrorsAreLocated) {
   test::ScratchDir dir;
   std::string f = dir.write("bad.toml", "[train]\nepochs = 1\nlr = = 2\n");
-  std::string msg = error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config);
+  std::string msg = expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config);
   EXPECT_EQ(msg.rfind(f + ":3:6: TOML syntax error: ", 0), 0u) << msg;
 }
 
 TEST(ConfigLoad, MissingAndCircularExtendsAreLocated) {
   test::ScratchDir dir;
   std::string f = dir.write("a.toml", "# a\nextends = \"nope.toml\"\n");
-  EXPECT_EQ(error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config),
-            f + ":2:1: cannot read '" + dir.path() + "/nope.toml': no such file (hint: extends paths are relative to "
+  EXPECT_EQ(expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config),
+            f + ":2:1: cannot read '" + dir.path() +
+                "/nope.toml': no such file (hint: extends paths are relative to "
                 "the file that names them)");
   std::string x = dir.write("x.toml", "extends = \"y.toml\"\n");
   std::string y = dir.write("y.toml", "extends = [\"x.toml\"]\n");
-  std::string msg = error_of([&] { Config::load(x); }, qsdk::ErrorCategory::config);
+  std::string msg = expect_error([&] { Config::load(x); }, qsdk::ErrorCategory::config);
   EXPECT_EQ(msg.rfind(y + ":1:1: circular extends: " + x + " extends itself (hint: chain: ", 0), 0u) << msg;
-  EXPECT_EQ(error_of([&] { Config::load(dir.path() + "/missing.toml"); }, qsdk::ErrorCategory::config),
-            dir.path() + "/missing.toml: cannot read '" + dir.path() + "/missing.toml': no such file (hint: check the path)");
+  EXPECT_EQ(
+      expect_error([&] { Config::load(dir.path() + "/missing.toml"); }, qsdk::ErrorCategory::config),
+      dir.path() + "/missing.toml: cannot read '" + dir.path() + "/missing.toml': no such file (hint: check the path)");
   std::string w = dir.write("w.toml", "extends = 3\n");
-  EXPECT_EQ(error_of([&] { Config::load(w); }, qsdk::ErrorCategory::config),
+  EXPECT_EQ(expect_error([&] { Config::load(w); }, qsdk::ErrorCategory::config),
             w + ":1:1: extends: expected a string or a list of strings (hint: write extends = \"base.toml\" or "
                 "extends = [\"a.toml\", \"b.toml\"])");
 }
@@ -139,7 +132,7 @@ TEST(ConfigLoad, MissingAndCircularExtendsAreLocated) {
 TEST(ConfigLoad, DatesAreRejectedWithALocation) {
   test::ScratchDir dir;
   std::string f = dir.write("d.toml", "[experiment]\nname = 1979-05-27\n");
-  EXPECT_EQ(error_of([&] { Config::load(f); }, qsdk::ErrorCategory::config),
+  EXPECT_EQ(expect_error([&] { Config::load(f); }, qsdk::ErrorCategory::config),
             f + ":2:8: experiment.name: dates and times are not supported (hint: write the value as a string)");
 }
 

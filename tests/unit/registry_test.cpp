@@ -1,6 +1,7 @@
 // Registry: providers, duplicates, unknown names, and errors from factories
 // re-thrown with the component and its plugin in front.
 #include "registry.hpp"
+#include "expect_error.hpp"
 
 #include <torch/torch.h>
 
@@ -41,13 +42,11 @@ Registry& picky_registry() {
 }
 
 std::string make_error(int64_t bits, qsdk::ErrorCategory expected) {
-  try {
-    picky_registry().make_quantizer({{"type", "picky"}, {"bits", bits}}, {});
-  } catch (const qsdk::Error& e) {
-    EXPECT_EQ(e.category(), expected) << e.what();
-    return e.what();
-  }
-  return "(no error)";
+  return qtool_test::expect_error(
+      [&] {
+        picky_registry().make_quantizer({{"type", "picky"}, {"bits", bits}}, {});
+      },
+      expected);
 }
 
 TEST(Registry, BuildsWithDefaultsAndIgnoresHostKeys) {

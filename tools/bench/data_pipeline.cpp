@@ -11,8 +11,9 @@
 // times the PIL + torch equivalent of torchvision's transforms on a --dir.
 // SPDX-License-Identifier: Apache-2.0
 #include "data_loader.hpp"
-#include "plugin_harness.hpp"
-#include "test_files.hpp"
+#include "plugin_loader.hpp"
+#include "registry.hpp"
+#include "sample_files.hpp"
 
 #include <torch/torch.h>
 
@@ -72,12 +73,12 @@ size_t generate(const std::string& root, int images, int noise) {
   const int sizes[][2] = {{500, 375}, {375, 500}, {500, 333}, {500, 400}, {450, 350}};
   for (int i = 0; i < images; ++i) {
     const int w = sizes[i % 5][0], h = sizes[i % 5][1];
-    auto rgb = qdata_test::smooth_rgb(w, h, 1000 + i);
+    auto rgb = qtool_samples::smooth_rgb(w, h, 1000 + i);
     std::uniform_int_distribution<int> grain(-noise, noise);
     for (auto& v : rgb) v = static_cast<uint8_t>(std::clamp(int(v) + grain(g), 0, 255));
-    const auto jpeg = qdata_test::encode_jpeg(rgb, w, h, 90);
+    const auto jpeg = qtool_samples::encode_jpeg(rgb, w, h, 90);
     bytes += jpeg.size();
-    qdata_test::write_bytes(root + "/train/c" + std::to_string(i % 10) + "/img" + std::to_string(i) + ".JPEG", jpeg);
+    qtool_samples::write_bytes(root + "/train/c" + std::to_string(i % 10) + "/img" + std::to_string(i) + ".JPEG", jpeg);
   }
   return bytes;
 }
@@ -125,18 +126,27 @@ int main(int argc, char** argv) {
   try {
     const Args a = parse(argc, argv);
     at::set_num_threads(1);  // only the loader's threads do work
-    std::unique_ptr<qdata_test::TempDir> tmp;
+    std::unique_ptr<qtool_samples::TempDir> tmp;
     std::string root = a.dir;
     if (root.empty()) {
-      tmp = std::make_unique<qdata_test::TempDir>("bench");
+      tmp = std::make_unique<qtool_samples::TempDir>("bench");
       root = tmp->path();
     }
     if (!fs::exists(root + "/train")) {
       const size_t bytes = generate(root, a.images, a.noise);
       std::printf("generated %d JPEGs in %s, mean %.1f KB\n", a.images, root.c_str(), bytes / 1024.0 / a.images);
     }
-    qsdk::Table opts{{"root", root}, {"dct_scaling", a.dct}};
-    auto ds = qdata_test::make_dataset("imagefolder", "imagefolder", opts, /*train=*/true, 0);
+    // The host's own loader (stamp checked) and registry: the dataset is built
+    // as qhost builds it. Both stay alive past main's return (never destroyed:
+    // the factories live in the plugin).
+    auto* registry = new qhost::Registry;
+    auto* loader = new qhost::PluginLoader(*registry);
+    loader->load("imagefolder");
+    qsdk::Table opts{{"type", "imagefolder"}, {"root", root}, {"dct_scaling", a.dct}};
+    qsdk::DatasetContext ctx;
+    ctx.train = true;
+    ctx.seed = 0;
+    auto ds = registry->make_dataset(opts, ctx);
     std::printf("%s; RandomResizedCrop 224 + flip + normalize, dct_scaling=%s, batch %d\n", ds->describe().c_str(),
                 a.dct ? "on" : "off", a.batch);
     for (int workers : {0, 1, 2}) {

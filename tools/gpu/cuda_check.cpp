@@ -3,8 +3,6 @@
 // and the FP vs LSQ training step. Prints one line per check; exits 1 on a mismatch.
 #include <torch/torch.h>
 
-#include <dlfcn.h>
-#include <qsdk/plugin_abi.h>
 #include <qsdk/registrar.hpp>
 #include <quant_common/kernels.hpp>
 
@@ -14,37 +12,14 @@
 #include <map>
 
 #include "layer_factory.hpp"
+#include "plugin_loader.hpp"
+#include "registry.hpp"
 
 namespace qc = qplug_quant_common;
 
 namespace {
 
 int failures = 0;
-
-/// Captures the factories of the plugins it loads.
-struct CaptureRegistrar : qsdk::Registrar {
-  std::map<std::string, qsdk::ComponentSpec> specs;
-  void add(qsdk::ComponentSpec spec) override {
-    specs[std::string(qsdk::to_string(spec.kind)) + "/" + spec.name] = std::move(spec);
-  }
-  void load(const std::string& name) {
-    std::string path = std::string(QTOOL_GPU_PLUGIN_DIR) + "/libqplug_" + name + ".so";
-    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) throw std::runtime_error(dlerror());
-    auto entry = reinterpret_cast<qtool_plugin_entry_fn>(dlsym(h, "qtool_plugin_entry_v1"));
-    std::string err;
-    qtool_error_sink sink{[](qtool_error_sink* s, const char* m) { *static_cast<std::string*>(s->context) = m; },
-                          &err};
-    entry()->register_components(
-        reinterpret_cast<qtool_registrar_handle*>(static_cast<qsdk::Registrar*>(this)), &sink);
-    if (!err.empty()) throw std::runtime_error(err);
-  }
-  qsdk::Table with_defaults(const std::string& key, qsdk::Table t) {
-    auto d = specs.at(key).schema.defaults();
-    for (auto& [k, v] : t) d[k] = v;
-    return d;
-  }
-};
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>();
@@ -122,25 +97,20 @@ void kernel_checks() {
                [](auto& x, auto& p) { return qc::composed::pact_activation(x, p, 3); });
 }
 
-void model_checks(CaptureRegistrar& reg) {
+void model_checks(const qhost::Registry& reg) {
   for (const char* q : {"none", "lsq", "dorefa"}) {
     qsdk::Table quant;
     if (std::string(q) != "none") {
       quant["weight"] = qsdk::Table{{"type", q}, {"bits", 2}};
       quant["activation"] = qsdk::Table{{"type", std::string(q) == "lsq" ? "lsq" : "dorefa"}, {"bits", 2}};
     }
-    auto maker = [&](const qsdk::Table& t, const qsdk::QuantizerContext& c) {
-      auto key = "quantizer/" + t.at("type").as_string();
-      return std::get<qsdk::QuantizerFactory>(reg.specs.at(key).factory)(reg.with_defaults(key, t), c);
-    };
+    auto maker = [&](const qsdk::Table& t, const qsdk::QuantizerContext& c) { return reg.make_quantizer(t, c); };
     qhost::LayerFactory layers(quant, maker, 32, 224);
     qsdk::ModelContext ctx;
     ctx.num_classes = 1000;
     ctx.input_shape = {3, 224, 224};
     ctx.layers = &layers;
-    auto key = std::string("model/torch_resnet");
-    auto opts = reg.with_defaults(key, {{"depth", 18}});
-    auto model = std::get<qsdk::ModelFactory>(reg.specs.at(key).factory)(opts, ctx);
+    auto model = reg.make_model({{"type", "torch_resnet"}, {"depth", 18}}, ctx);
     // Layer by layer: every conv gets the same input on CPU and CUDA, so a
     // rounding difference in one layer cannot flip quantization levels in the
     // next (which makes whole-network logits of a 2-bit net incomparable).
@@ -205,10 +175,13 @@ int main() {
   // TF32 would change conv results by ~1e-3 and hide real differences.
   at::globalContext().setAllowTF32CuDNN(false);
   at::globalContext().setAllowTF32CuBLAS(false);
-  CaptureRegistrar reg;
-  for (const char* p : {"lsq", "dorefa", "pact", "torch_resnet"}) reg.load(p);
+  // The host's own loader (stamp checked) and registry, never destroyed: the
+  // factories and the modules they build live in the plugins.
+  auto* reg = new qhost::Registry;
+  auto* loader = new qhost::PluginLoader(*reg, {QTOOL_GPU_PLUGIN_DIR});
+  for (const char* p : {"lsq", "dorefa", "pact", "torch_resnet"}) loader->load(p);
   kernel_checks();
-  model_checks(reg);
+  model_checks(*reg);
   std::printf("%d mismatches\n", failures);
   return failures ? 1 : 0;
 }

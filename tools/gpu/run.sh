@@ -4,8 +4,9 @@
 # Everything it reports comes from this run; phases that fail print "not run" with the log.
 #
 #   1. info: GPU, driver, torch, CUDA, nvcc, cmake
-#   2. kernels: build tools/gpu (SDK, LibTorch-only plugins, cuda_check) against the
-#      machine's LibTorch (from its PyTorch) and run the existing CUDA-vs-CPU checks
+#   2. kernels: build tools/gpu (SDK, LibTorch-only plugins, cuda_check; its plugin loader
+#      is the host's and needs Boost headers and spdlog) against the machine's LibTorch
+#      (from its PyTorch) and run the existing CUDA-vs-CPU checks
 #   3. qhost: build qhost + the plugins it needs against the same LibTorch (needs toml++,
 #      HDF5, Boost, spdlog; without them phases 4-6 are reported as not run)
 #   4. correctness: ResNet-18 LSQ 2/2 on synthetic ImageNet-shaped data, ~200 steps on CUDA

@@ -7,12 +7,19 @@
 
 namespace qplug_kd {
 
+/// The distillation term D of docs/training.md#losses.
+enum class KdLoss {
+  soft,    ///< "soft": T^2 KL, mean over B*K
+  soft_b,  ///< "soft-b": soft cross-entropy
+  hard,    ///< "hard": cross-entropy to the teacher's argmax
+};
+
 struct KdOptions {
   qsdk::Table teacher;
   std::string checkpoint;
   double alpha = 0.5;
   double temperature = 1.0;
-  std::string loss = "soft";
+  KdLoss loss = KdLoss::soft;
   static qsdk::Schema<KdOptions> schema() {
     return qsdk::Schema<KdOptions>("Knowledge distillation from a full-precision teacher")
         .component("teacher", &KdOptions::teacher, qsdk::Kind::model,
@@ -25,18 +32,18 @@ struct KdOptions {
         .range(0.0, 1.0)
         .field("temperature", &KdOptions::temperature, "softmax temperature T")
         .range(1e-3, 1e3)
-        .field("loss", &KdOptions::loss, "soft: T^2 KL (mean over B*K); soft-b: soft cross-entropy; hard: CE to argmax")
-        .one_of({"soft", "soft-b", "hard"});
+        .field("loss", &KdOptions::loss, "soft: T^2 KL (mean over B*K); soft-b: soft cross-entropy; hard: CE to argmax",
+               {{"soft", KdLoss::soft}, {"soft-b", KdLoss::soft_b}, {"hard", KdLoss::hard}});
   }
 };
 
 /// Distillation term D(student, teacher) of docs/training.md#losses.
-inline torch::Tensor distillation_term(const torch::Tensor& student, const torch::Tensor& teacher,
-                                       const std::string& kind, double temperature) {
-  if (kind == "hard") return torch::nn::functional::cross_entropy(student, teacher.argmax(1));
+inline torch::Tensor distillation_term(const torch::Tensor& student, const torch::Tensor& teacher, KdLoss kind,
+                                       double temperature) {
+  if (kind == KdLoss::hard) return torch::nn::functional::cross_entropy(student, teacher.argmax(1));
   auto log_p_s = torch::log_softmax(student / temperature, 1);
   auto p_t = torch::softmax(teacher / temperature, 1);
-  if (kind == "soft-b") return -(p_t * log_p_s).sum(1).mean();
+  if (kind == KdLoss::soft_b) return -(p_t * log_p_s).sum(1).mean();
   // PyTorch's KLDivLoss default reduction is the mean over all B*K elements.
   auto kl = p_t * (torch::log(p_t.clamp_min(1e-30)) - log_p_s);
   return kl.mean() * (temperature * temperature);

@@ -23,9 +23,9 @@ struct LqNetOptions : qc::CommonOptions {
   /// The option schema.
   static qsdk::Schema<LqNetOptions> schema() {
     qsdk::Schema<LqNetOptions> s("LQ-Net: levels spanned by a learned binary basis, refit by least squares in training");
-    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kScale | qc::kStable |
-                                 qc::kAdaptive,
-                          {"none", "mean", "var", "mean-var", "min"});
+    qc::add_common_fields(
+        s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kScale | qc::kStable | qc::kAdaptive,
+        {qc::Adaptive::none, qc::Adaptive::mean, qc::Adaptive::var, qc::Adaptive::mean_var, qc::Adaptive::min});
     s.field("custom_update", &LqNetOptions::custom_update,
             "basis = running mean of all least-squares fits (reference keyword custom-update)");
     return s;
@@ -40,9 +40,9 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
       : QuantizerBase(o, ctx), custom_update_(o.custom_update), adaptive_(o.adaptive) {
     require_target({qsdk::QuantTarget::activation, qsdk::QuantTarget::weight}, "lqnet");
     const bool fm = setup_.target == qsdk::QuantTarget::activation;
-    if (fm && adaptive_ == "mean-var")
+    if (fm && adaptive_ == qc::Adaptive::mean_var)
       qc::option_error(setup_, "adaptive", "mean-var applies to LQ-Net weights", "use mean, var or min for activations");
-    if (!fm && adaptive_ == "min")
+    if (!fm && adaptive_ == qc::Adaptive::min)
       qc::option_error(setup_, "adaptive", "min applies to LQ-Net activations", "use mean, var or mean-var for weights");
     const int64_t L = setup_.levels;
     if (L > 256) qc::option_error(setup_, "levels", "LQ-Net supports at most 256 levels");
@@ -195,7 +195,7 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
   Norm normalize(const at::Tensor& x) const {
     Norm n;
     n.x = x;
-    if (adaptive_ == "none") return n;
+    if (adaptive_ == qc::Adaptive::none) return n;
     n.active = true;
     if (setup_.target == qsdk::QuantTarget::activation) {
       at::Tensor flat = x.reshape({x.size(0), -1});
@@ -203,15 +203,16 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
       bshape[0] = x.size(0);
       n.shift = torch::zeros({1}, x.options());
       n.scale = torch::ones({1}, x.options());
-      if (adaptive_ == "mean") n.scale = (flat.mean(1) + 1e-5).reshape(bshape);
-      if (adaptive_ == "var") n.scale = (flat.std(1, true) + 1e-5).reshape(bshape);
-      if (adaptive_ == "min") n.shift = x.min();
+      if (adaptive_ == qc::Adaptive::mean) n.scale = (flat.mean(1) + 1e-5).reshape(bshape);
+      if (adaptive_ == qc::Adaptive::var) n.scale = (flat.std(1, true) + 1e-5).reshape(bshape);
+      if (adaptive_ == qc::Adaptive::min) n.shift = x.min();
     } else {
       at::Tensor rows = x.reshape({setup_.groups, -1});
       n.shift = torch::zeros({setup_.groups, 1}, x.options());
       n.scale = torch::ones({setup_.groups, 1}, x.options());
-      if (adaptive_ == "mean" || adaptive_ == "mean-var") n.shift = rows.mean(1, true);
-      if (adaptive_ == "var" || adaptive_ == "mean-var") n.scale = rows.std(1, true, true) + 1e-5;
+      if (adaptive_ == qc::Adaptive::mean || adaptive_ == qc::Adaptive::mean_var) n.shift = rows.mean(1, true);
+      if (adaptive_ == qc::Adaptive::var || adaptive_ == qc::Adaptive::mean_var)
+        n.scale = rows.std(1, true, true) + 1e-5;
       n.x = ((rows - n.shift) / n.scale).view(x.sizes());
       return n;
     }
@@ -273,7 +274,7 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
   }
 
   bool custom_update_;
-  std::string adaptive_;
+  qc::Adaptive adaptive_;
   int64_t bit_ = 2;
   at::Tensor basis_, auxil_, codec_vector_, codec_index_, thrs_multiplier_;
 };

@@ -19,10 +19,11 @@ struct LsqOptions : qc::CommonOptions {
   /// The option schema (every field is a CommonOptions field).
   static qsdk::Schema<LsqOptions> schema() {
     qsdk::Schema<LsqOptions> s("Learned step-size quantization (LSQ): uniform levels on [0, s] or [-s, s] with a learned clip s");
-    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kBoundary |
-                                 qc::kScale | qc::kCorrelate | qc::kGradType | qc::kGradScale | qc::kStable |
-                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
-                          {"none", "var-mean"}, {"none", "STE-scale"});
+    qc::add_common_fields(s,
+                          qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kBoundary | qc::kScale |
+                              qc::kCorrelate | qc::kGradType | qc::kGradScale | qc::kStable | qc::kAdaptive |
+                              qc::kIndependentNorm | qc::kGamma,
+                          {qc::Adaptive::none, qc::Adaptive::var_mean}, {qc::GradType::none, qc::GradType::ste_scale});
     return s;
   }
 };
@@ -78,7 +79,9 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
   /// standardises, so padding changes those; full range maps 0 to a level +-s/n.
   /// Off the CPU it answers false (both orders are exact; this one needs no read).
   bool commutes_with_zero_padding() const override {
-    if (!setup_.half_range || common_.grad_type == "STE-scale" || common_.adaptive == "var-mean") return false;
+    if (!setup_.half_range || common_.grad_type == qc::GradType::ste_scale ||
+        common_.adaptive == qc::Adaptive::var_mean)
+      return false;
     // On a GPU this would read the clip every forward: pad first there instead.
     return qc::all_on_cpu(clip_val_, [](float c) { return c != 0.f; });
   }
@@ -96,7 +99,7 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
     a.n = level_steps();
     a.half_range = setup_.half_range;
     a.grad_factor = setup_.grad_factor;
-    a.ste_scale = common_.grad_type == "STE-scale";
+    a.ste_scale = common_.grad_type == qc::GradType::ste_scale;
     a.layout = layout_for(xn, setup_.groups);
     return a;
   }

@@ -33,10 +33,10 @@ QuantSetup make_setup(const CommonOptions& o, const qsdk::QuantizerContext& ctx)
   s.levels = o.levels > 0 ? o.levels : (int64_t{1} << o.bits);
   if (s.levels < 2) option_error(s, "levels", "a quantizer needs at least 2 levels");
   s.bits = o.bits;
-  if (o.half_range == "auto") {
+  if (o.half_range == HalfRange::automatic) {
     s.half_range = ctx.target == qsdk::QuantTarget::activation;
   } else {
-    s.half_range = o.half_range == "true";
+    s.half_range = o.half_range == HalfRange::yes;
   }
 
   const int64_t p = s.shape[0] * s.shape[1];
@@ -64,16 +64,12 @@ QuantSetup make_setup(const CommonOptions& o, const qsdk::QuantizerContext& ctx)
     if (ctx.input_size > 0) s.n_elements *= ctx.input_size * ctx.input_size;
   }
   const double scale = o.scale;
-  if (o.grad_scale == "fan-scale") {
-    s.grad_factor = std::sqrt(static_cast<double>(s.fan)) * scale;
-  } else if (o.grad_scale == "scale-fan") {
-    s.grad_factor = scale / std::sqrt(static_cast<double>(s.fan));
-  } else if (o.grad_scale == "element-scale") {
-    s.grad_factor = std::sqrt(static_cast<double>(s.n_elements)) * scale;
-  } else if (o.grad_scale == "scale-element") {
-    s.grad_factor = scale / std::sqrt(static_cast<double>(s.n_elements));
-  } else {
-    s.grad_factor = 1.0;
+  switch (o.grad_scale) {
+    case GradScale::fan_scale: s.grad_factor = std::sqrt(static_cast<double>(s.fan)) * scale; break;
+    case GradScale::scale_fan: s.grad_factor = scale / std::sqrt(static_cast<double>(s.fan)); break;
+    case GradScale::element_scale: s.grad_factor = std::sqrt(static_cast<double>(s.n_elements)) * scale; break;
+    case GradScale::scale_element: s.grad_factor = scale / std::sqrt(static_cast<double>(s.n_elements)); break;
+    case GradScale::none: s.grad_factor = 1.0; break;
   }
   return s;
 }

@@ -25,10 +25,10 @@ QuantizerBase::QuantizerBase(const CommonOptions& options, const qsdk::Quantizer
       option_error(setup_, "gamma", "gamma applies to weight and output quantizers only");
     gamma_ = register_parameter("gamma", torch::ones(shape));
   }
-  if (options.adaptive == "var-mean" && ctx.target != qsdk::QuantTarget::weight)
+  if (options.adaptive == Adaptive::var_mean && ctx.target != qsdk::QuantTarget::weight)
     option_error(setup_, "adaptive", "var-mean standardisation applies to weights only",
                  "remove `adaptive` from the activation/output quantizer");
-  if (options.adaptive == "var-mean" && setup_.norm_groups != 1 && setup_.norm_groups != setup_.shape[0])
+  if (options.adaptive == Adaptive::var_mean && setup_.norm_groups != 1 && setup_.norm_groups != setup_.shape[0])
     option_error(setup_, "adaptive",
                  "var-mean needs one statistics group or one per output channel, got " +
                      std::to_string(setup_.norm_groups),
@@ -47,7 +47,7 @@ std::vector<int64_t> QuantizerBase::group_param_shape() const {
 }
 
 at::Tensor QuantizerBase::standardize(const at::Tensor& w) const {
-  if (common_.adaptive != "var-mean" || setup_.target != qsdk::QuantTarget::weight) return w;
+  if (common_.adaptive != Adaptive::var_mean || setup_.target != qsdk::QuantTarget::weight) return w;
   at::Tensor d = w.detach().reshape({setup_.norm_groups, -1});
   at::Tensor mean = d.mean(1, true);
   at::Tensor std = d.std(1, /*unbiased=*/true, true);

@@ -4,14 +4,17 @@
 
 namespace qplug_wt_varmean {
 
+/// Which weights share the standardisation statistics.
+enum class Granularity { layer, channel };
+
 struct WtVarmeanOptions {
-  std::string granularity = "layer";
+  Granularity granularity = Granularity::layer;
   double eps = 0.0;
   static qsdk::Schema<WtVarmeanOptions> schema() {
     return qsdk::Schema<WtVarmeanOptions>(
                "Standardise each layer's weight (w - mean) / std with detached statistics before quantization")
-        .field("granularity", &WtVarmeanOptions::granularity, "statistics per layer or per output channel")
-        .one_of({"layer", "channel"})
+        .field("granularity", &WtVarmeanOptions::granularity, "statistics per layer or per output channel",
+               {{"layer", Granularity::layer}, {"channel", Granularity::channel}})
         .field("eps", &WtVarmeanOptions::eps, "added to the std (the reference uses 0)")
         .at_least(0.0);
   }
@@ -33,7 +36,7 @@ class WtVarmean : public qsdk::Trick {
  public:
   WtVarmean(WtVarmeanOptions options, const qsdk::TrickContext&) : options_(std::move(options)) {}
   torch::Tensor transform_weight(const torch::Tensor& weight, const std::string&) override {
-    return varmean(weight, options_.granularity == "channel", options_.eps);
+    return varmean(weight, options_.granularity == Granularity::channel, options_.eps);
   }
 
  private:

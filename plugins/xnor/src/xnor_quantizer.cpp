@@ -15,18 +15,24 @@ namespace qc = qplug_quant_common;
 /// Options of the `xnor` quantizer.
 ///
 /// Example (TOML): `[quant.activation] type = "xnor"  bits = 1  grad_type = "Triangle"`
+/// Activation scale of XNOR: none (pure sign), channel (mean|x| over C),
+/// resolution (mean|x| over H*W).
+enum class XnorScale { none, channel, resolution };
+
 struct XnorOptions : qc::CommonOptions {
   /// Activation scale: none (pure sign), channel (mean|x| over C), resolution (mean|x| over H*W).
-  std::string custom = "none";
+  XnorScale custom = XnorScale::none;
   XnorOptions() { bits = 1; }
   /// The option schema.
   static qsdk::Schema<XnorOptions> schema() {
     qsdk::Schema<XnorOptions> s("XNOR-Net binarisation: sign times mean|x| (XNOR++: times a learned gamma)");
-    qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kGradType | qc::kStable |
-                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
-                          {"none", "var-mean"}, {"none", "STE", "Triangle", "STE-scale"});
-    s.field("custom", &XnorOptions::custom, "activation scale: none, channel or resolution")
-        .one_of({"none", "channel", "resolution"});
+    qc::add_common_fields(s,
+                          qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kGradType | qc::kStable | qc::kAdaptive |
+                              qc::kIndependentNorm | qc::kGamma,
+                          {qc::Adaptive::none, qc::Adaptive::var_mean},
+                          {qc::GradType::none, qc::GradType::ste, qc::GradType::triangle, qc::GradType::ste_scale});
+    s.field("custom", &XnorOptions::custom, "activation scale: none, channel or resolution",
+            {{"none", XnorScale::none}, {"channel", XnorScale::channel}, {"resolution", XnorScale::resolution}});
     return s;
   }
 };
@@ -40,12 +46,12 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
     if (setup_.levels != 2)
       qc::option_error(setup_, "bits", "XNOR binarises: it needs 2 levels, got " + std::to_string(setup_.levels),
                        "set bits = 1 and levels = 0");
-    if (custom_ != "none" && setup_.target != qsdk::QuantTarget::activation)
+    if (custom_ != XnorScale::none && setup_.target != qsdk::QuantTarget::activation)
       qc::option_error(setup_, "custom", "custom scaling applies to activations only");
-    if (o.grad_type == "Triangle" && setup_.target == qsdk::QuantTarget::weight)
+    if (o.grad_type == qc::GradType::triangle && setup_.target == qsdk::QuantTarget::weight)
       qc::option_error(setup_, "grad_type", "Triangle applies to activations only", "use STE or none for weights");
-    if (o.grad_type == "STE") grad_ = qc::SignGrad::ste;
-    if (o.grad_type == "Triangle") grad_ = qc::SignGrad::triangle;
+    if (o.grad_type == qc::GradType::ste) grad_ = qc::SignGrad::ste;
+    if (o.grad_type == qc::GradType::triangle) grad_ = qc::SignGrad::triangle;
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
@@ -56,10 +62,11 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
       at::Tensor e = xn.detach().reshape({setup_.groups, -1}).abs().mean(1);
       return apply_gamma(qc::xnor_binarize(xn, e, grad_, layout));
     }
-    if (custom_ == "none") return qc::xnor_binarize(xn, at::Tensor(), grad_, qc::GroupLayout::whole(xn.numel()));
+    if (custom_ == XnorScale::none)
+      return qc::xnor_binarize(xn, at::Tensor(), grad_, qc::GroupLayout::whole(xn.numel()));
     // Per-sample scales that do not follow the parameter groups: composed.
     at::Tensor xd = xn.detach();
-    at::Tensor e = custom_ == "channel" ? xd.abs().mean({1}, true) : xd.abs().mean({2, 3}, true);
+    at::Tensor e = custom_ == XnorScale::channel ? xd.abs().mean({1}, true) : xd.abs().mean({2, 3}, true);
     at::Tensor y = at::where(xd < 0, -e, e);
     at::Tensor mask;
     if (grad_ == qc::SignGrad::ste) mask = (xd > -1) & (xd < 1);
@@ -84,7 +91,8 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
   /// Activations without a per-sample scale use the threshold form instead.
   qsdk::ActivationExport export_activation() const override {
     refuse_export("xnor",
-                  "binarising to sign(x)" + std::string(custom_ == "none" ? "" : " times a per-sample mean|x|") +
+                  "binarising to sign(x)" +
+                      std::string(custom_ == XnorScale::none ? "" : " times a per-sample mean|x|") +
                       " is not a rounding of x / scale, so QuantizeLinear cannot express it",
                   custom_ == "none" ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
                                     : "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
@@ -115,7 +123,7 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
   }
 
  private:
-  std::string custom_;
+  XnorScale custom_;
   qc::SignGrad grad_ = qc::SignGrad::identity;
 };
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace qsdk {
@@ -76,12 +77,16 @@ inline constexpr bool kUnsupportedField = false;
 /// How an option type maps to TOML. The supported member types are the
 /// specialisations below: bool, int64_t, double, std::string, std::vector of
 /// those, and qsdk::Table (a nested component, via Schema::component()).
+/// Enum members are bound by the field() overload that takes their names
+/// (EnumNames), not through a traits specialisation.
 template <class M>
 struct FieldTraits {
   static_assert(kUnsupportedField<M>,
                 "qsdk::Schema::field(): unsupported option member type. Use bool, int64_t (not int), double (not "
-                "float), std::string, std::vector<bool | int64_t | double | std::string>, or qsdk::Table through "
-                "Schema::component(); restrict strings to a set with .one_of({...}).");
+                "float), std::string, std::vector<bool | int64_t | double | std::string>, qsdk::Table through "
+                "Schema::component(), or an enum with its names as field()'s fourth argument "
+                "(.field(\"mode\", &T::mode, \"doc\", {{\"fast\", Mode::fast}, ...})); restrict strings to a set "
+                "with .one_of({...}).");
   static constexpr FieldType type = FieldType::string;
   static Value to_value(const M&) { return Value(); }
   static M from_value(const Value&) { return M{}; }
@@ -131,7 +136,19 @@ struct FieldTraits<Table> {
   static Value to_value(const Table& v) { return Value(v); }
   static Table from_value(const Value& v) { return v.as_table(); }
 };
+/// `"a", "b"` for an enum option's allowed names (error messages).
+inline std::string quoted_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "\"" : ", \"") + n + "\"";
+  return out;
+}
 }  // namespace detail
+
+/// The TOML spellings of an enum option and the values they bind to, in the
+/// order `qhost describe` and error messages list them. Several spellings may
+/// bind the same value; the first one naming the default is its spelling.
+template <class E>
+using EnumNames = std::vector<std::pair<std::string, E>>;
 
 /// A schema bound to an options struct `T` through member pointers, so names,
 /// types and defaults have one source of truth (defaults come from `T{}`).
@@ -146,6 +163,19 @@ struct FieldTraits<Table> {
 ///         .field("bits", &LsqOptions::bits, "bit width").range(1, 8)
 ///         .field("quant_group", &LsqOptions::quant_group, "grouping")
 ///         .one_of({"layer", "channel"});
+///   }
+/// };
+/// ```
+/// An enum member is bound with its spellings, so hot code compares enums,
+/// not strings:
+/// ```
+/// enum class GradType { none, ste, ste_scale };
+/// struct GradOptions {
+///   GradType grad_type = GradType::none;
+///   static qsdk::Schema<GradOptions> schema() {
+///     return qsdk::Schema<GradOptions>("surrogate gradients")
+///         .field("grad_type", &GradOptions::grad_type, "surrogate gradient",
+///                {{"none", GradType::none}, {"STE", GradType::ste}, {"STE-scale", GradType::ste_scale}});
 ///   }
 /// };
 /// ```
@@ -175,6 +205,50 @@ class Schema {
   template <class M, class B, std::enable_if_t<!std::is_same_v<B, T> && std::is_base_of_v<B, T>, int> = 0>
   Schema& field(std::string name, M B::*member, std::string doc) {
     return field(std::move(name), static_cast<M T::*>(member), std::move(doc));
+  }
+
+  /// Binds enum option `name` to `T::*member`: an enumeration (FieldType::enumeration)
+  /// whose allowed strings are the spellings in `names`, in that order, so the
+  /// validator and `qhost describe` list them. The default is the spelling of
+  /// `T{}.*member`, which must be among `names` (else qsdk::Error(plugin)).
+  /// bind() turns a spelling into its value; any other string is a
+  /// qsdk::Error(config) about `name` listing the allowed spellings. Do not
+  /// follow it with one_of(): the names are the allowed set.
+  template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+  Schema& field(std::string name, E T::*member, std::string doc, EnumNames<E> names) {
+    FieldSpec spec;
+    spec.name = std::move(name);
+    spec.type = FieldType::enumeration;
+    spec.doc = std::move(doc);
+    const E fallback = T{}.*member;
+    for (const auto& [spelling, value] : names) {
+      spec.allowed.push_back(spelling);
+      if (spec.default_value.is_none() && value == fallback) spec.default_value = Value(spelling);
+    }
+    if (spec.default_value.is_none())
+      throw Error(ErrorCategory::plugin, "",
+                  "bad schema: enum option '" + spec.name + "' has a default (T{}) with no name among " +
+                      detail::quoted_names(spec.allowed));
+    setters_.push_back(
+        [member, names = std::move(names), key = spec.name, allowed = spec.allowed](T& target, const Value& v) {
+          const std::string& s = v.as_string();
+          for (const auto& [spelling, value] : names)
+            if (spelling == s) {
+              target.*member = value;
+              return;
+            }
+          config_error(key, Value(s).to_string() + " is not one of " + detail::quoted_names(allowed),
+                       "allowed values: " + detail::quoted_names(allowed));
+        });
+    info_.fields.push_back(std::move(spec));
+    return *this;
+  }
+
+  /// The enum field() for a member that `T` inherits from a base struct `B`.
+  template <class E, class B,
+            std::enable_if_t<std::is_enum_v<E> && !std::is_same_v<B, T> && std::is_base_of_v<B, T>, int> = 0>
+  Schema& field(std::string name, E B::*member, std::string doc, EnumNames<E> names) {
+    return field(std::move(name), static_cast<E T::*>(member), std::move(doc), std::move(names));
   }
 
   /// Binds a nested component table (`{ type = "...", ... }`) of kind `kind`.

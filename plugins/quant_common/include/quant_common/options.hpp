@@ -11,22 +11,95 @@
 
 namespace qplug_quant_common {
 
+/// `half_range`: the sign of the quantized range.
+enum class HalfRange {
+  automatic,  ///< "auto": unsigned for activations, signed for weights and outputs
+  yes,        ///< "true": unsigned [0, s]
+  no,         ///< "false": signed [-s, s]
+};
+/// `grad_type`: the surrogate gradient.
+enum class GradType {
+  none,       ///< "none": the method's own gradient
+  ste,        ///< "STE": straight-through
+  triangle,   ///< "Triangle": triangle-shaped sign gradient (XNOR activations)
+  ste_scale,  ///< "STE-scale": straight-through with the clip scale (ClampWithScale)
+};
+/// `grad_scale`: the multiplier of the clip gradient (docs/methods.md#gradient-scale).
+enum class GradScale {
+  none,           ///< "none": 1
+  fan_scale,      ///< "fan-scale": sqrt(fan) * scale
+  scale_fan,      ///< "scale-fan": scale / sqrt(fan)
+  element_scale,  ///< "element-scale": sqrt(elements) * scale
+  scale_element,  ///< "scale-element": scale / sqrt(elements)
+};
+/// `adaptive`: how the input is normalised before quantization.
+enum class Adaptive {
+  none,      ///< "none"
+  var_mean,  ///< "var-mean": weight standardisation
+  mean,      ///< "mean" (LQ-Net)
+  var,       ///< "var" (LQ-Net)
+  mean_var,  ///< "mean-var" (LQ-Net)
+  min,       ///< "min" (LQ-Net)
+};
+
+/// The TOML spellings of each enum option (the reference's strings).
+inline const qsdk::EnumNames<HalfRange>& half_range_names() {
+  static const qsdk::EnumNames<HalfRange> names{
+      {"auto", HalfRange::automatic}, {"true", HalfRange::yes}, {"false", HalfRange::no}};
+  return names;
+}
+/// See half_range_names().
+inline const qsdk::EnumNames<GradType>& grad_type_names() {
+  static const qsdk::EnumNames<GradType> names{{"none", GradType::none},
+                                               {"STE", GradType::ste},
+                                               {"Triangle", GradType::triangle},
+                                               {"STE-scale", GradType::ste_scale}};
+  return names;
+}
+/// See half_range_names().
+inline const qsdk::EnumNames<GradScale>& grad_scale_names() {
+  static const qsdk::EnumNames<GradScale> names{{"none", GradScale::none},
+                                                {"fan-scale", GradScale::fan_scale},
+                                                {"scale-fan", GradScale::scale_fan},
+                                                {"element-scale", GradScale::element_scale},
+                                                {"scale-element", GradScale::scale_element}};
+  return names;
+}
+/// See half_range_names().
+inline const qsdk::EnumNames<Adaptive>& adaptive_names() {
+  static const qsdk::EnumNames<Adaptive> names{{"none", Adaptive::none},         {"var-mean", Adaptive::var_mean},
+                                               {"mean", Adaptive::mean},         {"var", Adaptive::var},
+                                               {"mean-var", Adaptive::mean_var}, {"min", Adaptive::min}};
+  return names;
+}
+
+/// The entries of `names` whose value is in `keep`, in `keep`'s order (a
+/// plugin's subset of a shared enum).
+template <class E>
+qsdk::EnumNames<E> names_of(const qsdk::EnumNames<E>& names, const std::vector<E>& keep) {
+  qsdk::EnumNames<E> out;
+  for (E k : keep)
+    for (const auto& entry : names)
+      if (entry.second == k) out.push_back(entry);
+  return out;
+}
+
 /// Options every quantizer understands (the reference's `<tag>_*` options).
 /// Plugins derive their FooOptions from it and bind the fields that apply
 /// with add_common_fields(); the defaults are the reference parser's.
 struct CommonOptions {
   int64_t bits = 2;             ///< bit width; the number of levels is 2^bits unless `levels` > 0
   int64_t levels = 0;           ///< explicit number of levels (3 = ternary); 0 = 2^bits
-  std::string half_range = "auto";  ///< auto (activation unsigned, weight/output signed), true, false
+  HalfRange half_range = HalfRange::automatic;  ///< auto (activation unsigned, weight/output signed), true, false
   int64_t quant_group = 0;      ///< 0 = default grouping; q > 0: q groups; q < 0: groups = P/|q|
                                 ///< (docs/methods.md#groups-and-derived-quantities)
   double boundary = 1.0;        ///< initial clip (LSQ, PACT), fixed clip (DoReFa), non-uniform slope divisor
   double scale = 0.5;           ///< grad_scale multiplier, LQ threshold mix, non-uniform slope init
   double correlate = -1.0;      ///< multiplier of max|x| in the warm-up clip estimate (only if > 0)
-  std::string grad_type = "none";   ///< none, STE, Triangle, STE-scale
-  std::string grad_scale = "none";  ///< none, fan-scale, scale-fan, element-scale, scale-element
+  GradType grad_type = GradType::none;     ///< none, STE, Triangle, STE-scale
+  GradScale grad_scale = GradScale::none;  ///< none, fan-scale, scale-fan, element-scale, scale-element
   int64_t stable = 0;           ///< warm-up: forwards whose counter is <= stable return the input
-  std::string adaptive = "none";    ///< weight normalisation (var-mean; LQ-Net: mean, var, mean-var, min)
+  Adaptive adaptive = Adaptive::none;  ///< weight normalisation (var-mean; LQ-Net: mean, var, mean-var, min)
   bool independent_norm = false;    ///< standardise weights over the whole layer, not per group
   bool gamma = false;           ///< learnable per-group output multiplier (XNOR++ / wt_gamma)
 };
@@ -53,8 +126,8 @@ enum CommonField : unsigned {
 /// `adaptive` values and `grad_types` the accepted `grad_type` values.
 template <class T>
 void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
-                       std::vector<std::string> adaptive_values = {"none", "var-mean"},
-                       std::vector<std::string> grad_types = {"none", "STE", "STE-scale"}) {
+                       std::vector<Adaptive> adaptive_values = {Adaptive::none, Adaptive::var_mean},
+                       std::vector<GradType> grad_types = {GradType::none, GradType::ste, GradType::ste_scale}) {
   if (fields & kBits)
     s.field("bits", &T::bits, "bit width (levels = 2^bits unless `levels` is set)")
         .range(1, 8);
@@ -64,8 +137,8 @@ void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
         .range(0, 256);
   if (fields & kHalfRange)
     s.field("half_range", &T::half_range,
-            "unsigned range [0, s] (true) or signed [-s, s] (false); auto = unsigned for activations")
-        .one_of({"auto", "true", "false"});
+            "unsigned range [0, s] (true) or signed [-s, s] (false); auto = unsigned for activations",
+            half_range_names());
   if (fields & kQuantGroup)
     s.field("quant_group", &T::quant_group,
             "parameter groups: 0 = default (weights per output channel, activations per layer), "
@@ -79,20 +152,18 @@ void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
     s.field("correlate", &T::correlate,
             "warm-up: multiply max|x| by this before averaging it into the clip (only if > 0)");
   if (fields & kGradType)
-    s.field("grad_type", &T::grad_type, "surrogate gradient")
-        .one_of(std::move(grad_types));
+    s.field("grad_type", &T::grad_type, "surrogate gradient", names_of(grad_type_names(), grad_types));
   if (fields & kGradScale)
     s.field("grad_scale", &T::grad_scale,
             "scale of the clip gradient: fan-scale = sqrt(fan)*scale, scale-fan = scale/sqrt(fan), "
-            "element-scale = sqrt(elements)*scale, scale-element = scale/sqrt(elements)")
-        .one_of({"none", "fan-scale", "scale-fan", "element-scale", "scale-element"});
+            "element-scale = sqrt(elements)*scale, scale-element = scale/sqrt(elements)",
+            grad_scale_names());
   if (fields & kStable)
     s.field("stable", &T::stable,
             "warm-up iterations: the first `stable` forwards return the input unquantized")
         .at_least(0);
   if (fields & kAdaptive)
-    s.field("adaptive", &T::adaptive, "input normalisation")
-        .one_of(std::move(adaptive_values));
+    s.field("adaptive", &T::adaptive, "input normalisation", names_of(adaptive_names(), adaptive_values));
   if (fields & kIndependentNorm)
     s.field("independent_norm", &T::independent_norm,
             "weight standardisation statistics over the whole layer instead of per group");

@@ -1,4 +1,5 @@
-// test_files.hpp - writes tiny datasets in their real on-disk formats.
+// sample_files.hpp - writes tiny datasets in their real on-disk formats (the data
+// tests, tools/bench/data_pipeline): a library outside tests/ so tools never include test headers.
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
@@ -6,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace qdata_test {
+namespace qtool_samples {
 
 /// A fresh directory under $TMPDIR removed (recursively) on destruction.
 class TempDir {
@@ -39,4 +40,4 @@ std::vector<uint8_t> encode_jpeg(const std::vector<uint8_t>& rgb, int width, int
 /// Encodes interleaved RGB with libpng.
 std::vector<uint8_t> encode_png(const std::vector<uint8_t>& rgb, int width, int height);
 
-}  // namespace qdata_test
+}  // namespace qtool_samples

@@ -1,6 +1,6 @@
-// test_files.cpp - see test_files.hpp.
+// sample_files.cpp - see sample_files.hpp.
 // SPDX-License-Identifier: Apache-2.0
-#include "test_files.hpp"
+#include "sample_files.hpp"
 
 #include <png.h>
 #include <turbojpeg.h>
@@ -15,7 +15,7 @@
 #include <random>
 #include <stdexcept>
 
-namespace qdata_test {
+namespace qtool_samples {
 namespace fs = std::filesystem;
 
 TempDir::TempDir(const std::string& tag) {
@@ -118,4 +118,4 @@ std::vector<uint8_t> encode_png(const std::vector<uint8_t>& rgb, int width, int 
   return out;
 }
 
-}  // namespace qdata_test
+}  // namespace qtool_samples
