@@ -69,6 +69,10 @@ class IntegerHooks : public ExportHooks {
                                                 f.qmin, f.qmax);
   }
 
+  // Every stored activation form is affine (zero point inside its range), so
+  // it maps 0 to 0 and the convolution may pad after it.
+  bool pads_first(qsdk::QuantizerImpl&) const override { return false; }
+
  private:
   std::string file_;
   std::map<std::string, torch::Tensor> weights_;
