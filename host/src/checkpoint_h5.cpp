@@ -5,6 +5,7 @@
 
 #include <qsdk/error.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -117,6 +118,8 @@ constexpr size_t kMaxNameBytes = 4096;
 // A lazily shaped (still empty) buffer takes the stored shape; it may not be
 // larger than this many elements.
 constexpr int64_t kMaxLazyBufferElements = int64_t{1} << 24;
+// Chunks of a small tensor may be larger than its data, up to this.
+constexpr uint64_t kMaxSmallChunkBytes = uint64_t{1} << 20;
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
@@ -287,6 +290,29 @@ Entry describe_dataset(Handle dset, const std::string& rel, const std::string& p
            "store tensors uncompressed (or with gzip/shuffle)");
   }
   e.filtered = filters > 0;
+  // HDF5 reads a filtered chunk whole, into a buffer of the chunk's declared
+  // size whatever the dataset's shape: a 4-element dataset with 1 GiB chunks
+  // (a 1 MB file) costs 1 GiB to read. No chunk may be larger than the data
+  // itself (or kMaxSmallChunkBytes, for the few bytes of a small tensor).
+  if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(static_cast<size_t>(std::max(rank, 1)));
+    if (rank == 0 || H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank)
+      fail(place, "has a chunk layout that does not match its shape", kNotQhost);
+    const uint64_t cap = std::max<uint64_t>(static_cast<uint64_t>(e.bytes()), kMaxSmallChunkBytes);
+    uint64_t chunk_bytes = element_size(e.dtype);
+    for (hsize_t d : chunk) {
+      if (d != 0 && chunk_bytes > cap / d) {
+        chunk_bytes = cap + 1;  // larger than allowed; the exact size does not matter
+        break;
+      }
+      chunk_bytes *= d;
+    }
+    if (chunk_bytes > cap)
+      fail(place,
+           "is stored in chunks larger than its " + std::to_string(e.bytes()) +
+               " bytes of data (HDF5 reads each chunk whole)",
+           kNotQhost);
+  }
   if (has_attr(dset.get(), "torch_dtype")) {
     const std::string t = read_string_attr(dset.get(), "torch_dtype", place, kMaxShortString);
     if (t == "bool") {
