@@ -95,8 +95,8 @@ struct ExpectedTensor {
 
 /// The module a checkpoint is read for, without LibTorch.
 struct ExpectedModel {
-  std::map<std::string, ExpectedTensor> tensors;              ///< parameters and buffers by dotted name
-  std::map<std::string, std::vector<int64_t>> parameters;     ///< parameters only (optimizer state)
+  std::map<std::string, ExpectedTensor> tensors;           ///< parameters and buffers by dotted name
+  std::map<std::string, std::vector<int64_t>> parameters;  ///< parameters only (optimizer state)
 };
 
 /// What CheckpointReader checks; see qhost::CheckpointReadOptions (checkpoint.hpp).

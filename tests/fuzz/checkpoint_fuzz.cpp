@@ -73,9 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // QTOOL_FUZZ_VERBOSE=1: print why each read failed (to check the seeds, or a crash input's way in).
   static const bool verbose = std::getenv("QTOOL_FUZZ_VERBOSE") != nullptr;
   // /dev/shm when there is one: HDF5 opens the file a few times per input.
-  static const std::string path =
-      std::string(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/qtool_checkpoint_fuzz_" +
-      std::to_string(::getpid()) + ".h5";
+  static const std::string path = std::string(::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") +
+                                  "/qtool_checkpoint_fuzz_" + std::to_string(::getpid()) + ".h5";
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) std::abort();
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();

@@ -11,8 +11,8 @@ void check_cifar_size(uint64_t size, const CifarFormat& format, const std::strin
   if (size == 0 || size % record != 0)
     throw qsdk::Error(qsdk::ErrorCategory::data, path,
                       std::string("file is truncated or not a ") + format.variant() + " binary file (" +
-                          std::to_string(size) + " bytes is not a positive multiple of the " +
-                          std::to_string(record) + "-byte record)",
+                          std::to_string(size) + " bytes is not a positive multiple of the " + std::to_string(record) +
+                          "-byte record)",
                       "download the file again; is `variant` right?");
 }
 
