@@ -2,6 +2,8 @@
 // lenient loading, with qsdk::Error(checkpoint) naming the file and the entry.
 #pragma once
 
+#include "checkpoint_meta.hpp"
+
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
@@ -14,31 +16,8 @@
 
 namespace qhost {
 
-/// Version of the on-disk layout; bumped when entries change meaning.
-inline constexpr int64_t kCheckpointFormatVersion = 1;
-
 /// A list of (name, tensor) pairs in a stable order.
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
-
-/// The `/meta` attributes of a checkpoint.
-struct CheckpointMeta {
-  int64_t format_version = kCheckpointFormatVersion;  ///< layout version
-  std::string qtool_version;   ///< qhost that wrote it
-  std::string sdk_version;     ///< SDK version of that qhost
-  std::string torch_version;   ///< LibTorch version of that qhost
-  int64_t epoch = 0;           ///< epochs completed (a resumed run starts here)
-  int64_t step = 0;            ///< optimizer steps completed
-  double best_top1 = 0.0;      ///< best evaluation top-1 so far (percent)
-  std::string resolved_toml;   ///< the run's fully resolved configuration
-  std::string optimizer_type;  ///< "sgd" / "adam" ("" = no optimizer state)
-  std::vector<uint8_t> torch_rng_state;  ///< CPU generator state bytes
-  std::string rng_text;        ///< other RNG state (e.g. std::mt19937_64 as text)
-  /// What the file is: "" = a training checkpoint; "integer-model" = the
-  /// integer model of `qhost export --format qtool` (docs/integer-model.md),
-  /// whose layout version is `content_version`.
-  std::string content;
-  int64_t content_version = 0;  ///< layout version of `content` (0 for a checkpoint)
-};
 
 /// Everything a checkpoint holds.
 struct CheckpointData {
@@ -101,9 +80,6 @@ struct CheckpointReadOptions {
 /// link cycles, external or virtual storage, unknown or ill-shaped entries,
 /// data larger than the model's, NaN/inf parameters (see CheckpointReadOptions).
 CheckpointData read_checkpoint(const std::string& path, const CheckpointReadOptions& options = {});
-
-/// Reads only the `/meta` attributes.
-CheckpointMeta read_checkpoint_meta(const std::string& path);
 
 /// Every parameter and buffer of `module`, dotted names, in registration order.
 NamedTensors module_state(const torch::nn::Module& module);

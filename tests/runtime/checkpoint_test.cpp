@@ -406,6 +406,36 @@ TEST(CheckpointHostile, UnwrittenDatasetOfTheRightShapeIsRefused) {
   fs::remove_all(dir);
 }
 
+// Found while writing the checkpoint fuzz target: HDF5 reads a compressed
+// chunk whole, so a few elements stored in 64 MiB chunks cost 64 MiB to read
+// (and a 1 GiB chunk, 1 GiB) although the shape matches the model.
+TEST(CheckpointHostile, ChunksLargerThanTheDataAreRefused) {
+  const auto dir = temp_dir("big_chunks");
+  const auto path = dir + "/last.h5";
+  Tiny m;
+  write_checkpoint(path, sample(*m));
+  edit_file(path, [](hid_t f) {
+    H5Ldelete(f, "model/bn/running_mean", H5P_DEFAULT);
+    const hsize_t n = 3, unlimited = H5S_UNLIMITED, chunk = hsize_t{1} << 24;  // 64 MiB of float32
+    hid_t space = H5Screate_simple(1, &n, &unlimited);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d = H5Dcreate2(f, "model/bn/running_mean", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    const float values[3] = {1, 2, 3};
+    EXPECT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  });
+  CheckpointReadOptions ro;
+  ro.model = m.get();
+  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  EXPECT_NE(msg.find(path + ":/model/bn/running_mean"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("chunks larger than its 12 bytes of data"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
 TEST(CheckpointHostile, StrictReadListsAFewUnknownNames) {
   const auto dir = temp_dir("unknown");
   const auto path = dir + "/last.h5";

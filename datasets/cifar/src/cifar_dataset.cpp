@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cifar_dataset.hpp"
 
+#include "cifar_records.hpp"
+
 #include "qdata/file_io.hpp"
 
 #include <qsdk/error.hpp>
@@ -26,17 +28,11 @@ qsdk::Schema<CifarOptions> CifarOptions::schema() {
   return s;
 }
 
-namespace {
-constexpr int64_t kPixels = 32 * 32 * 3;
-}
-
 CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& context)
     : options_(std::move(options)), transform_(static_cast<const TransformOptions&>(options_), context.train, 3) {
   const bool c100 = options_.variant == "cifar100";
-  const int64_t label_bytes = c100 ? 2 : 1;
-  const int64_t record = label_bytes + kPixels;
-  num_classes_ = c100 ? (options_.label == "coarse" ? 20 : 100) : 10;
-  const int64_t label_offset = c100 && options_.label == "fine" ? 1 : 0;
+  const CifarFormat format{c100, c100 && options_.label == "coarse"};
+  num_classes_ = c100 ? (format.coarse ? 20 : 100) : 10;
 
   std::vector<std::string> names;
   if (c100) {
@@ -65,45 +61,10 @@ CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& con
     // The size decides first (from the directory entry, before reading): a
     // half-copied file ends inside a record.
     const auto on_disk = fs::file_size(path, ec);
-    auto check_size = [&](uint64_t size) {
-      if (size == 0 || size % static_cast<uint64_t>(record) != 0)
-        throw qsdk::Error(qsdk::ErrorCategory::data, path,
-                          "file is truncated or not a " + options_.variant + " binary file (" + std::to_string(size) +
-                              " bytes is not a positive multiple of the " + std::to_string(record) +
-                              "-byte record)",
-                          "download the file again; is `variant` right?");
-    };
-    if (!ec) check_size(on_disk);
+    if (!ec) check_cifar_size(on_disk, format, path);
     const std::vector<uint8_t> bytes = qplug_transforms::read_file(path);
-    check_size(bytes.size());  // the file may have changed since
-    const int64_t n = static_cast<int64_t>(bytes.size()) / record;
-    const size_t base = labels_.size();
-    labels_.resize(base + n);
-    pixels_.resize((base + n) * kPixels);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint8_t* rec = bytes.data() + i * record;
-      // Every label byte is checked, also the CIFAR-100 label set not in
-      // use: an out-of-range one means the record is not what it claims.
-      for (int64_t b = 0; b < label_bytes; ++b) {
-        const int64_t limit = c100 ? (b == 0 ? 20 : 100) : 10;
-        if (rec[b] >= limit)
-          throw qsdk::Error(qsdk::ErrorCategory::data, path,
-                            "record " + std::to_string(i) + " has " +
-                                (c100 ? (b == 0 ? "coarse label " : "fine label ") : "label ") +
-                                std::to_string(rec[b]) + ", outside [0, " + std::to_string(limit) + ")",
-                            "the file is corrupt or `variant` is wrong (CIFAR-100 records have two label bytes)");
-      }
-      const int64_t label = rec[label_offset];
-      labels_[base + i] = label;
-      // Stored planar (1024 R, 1024 G, 1024 B); keep interleaved for the transforms.
-      const uint8_t* plane = rec + label_bytes;
-      uint8_t* dst = pixels_.data() + (base + i) * kPixels;
-      for (int64_t p = 0; p < 1024; ++p) {
-        dst[3 * p] = plane[p];
-        dst[3 * p + 1] = plane[1024 + p];
-        dst[3 * p + 2] = plane[2048 + p];
-      }
-    }
+    // Checks the size again: the file may have changed since.
+    decode_cifar_records(bytes.data(), bytes.size(), format, path, labels_, pixels_);
   }
   description_ = options_.variant + " " + (context.train ? "train" : "test") + " (" + dir +
                  "): " + std::to_string(labels_.size()) + " images, " + std::to_string(num_classes_) + " classes";
@@ -111,7 +72,7 @@ CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& con
 
 qsdk::Example CifarDataset::get(int64_t index, std::mt19937_64& rng) const {
   if (index < 0 || index >= size()) throw std::out_of_range("cifar: index " + std::to_string(index));
-  qplug_transforms::ImageView view{pixels_.data() + index * kPixels, 32, 32, 3, 32 * 3};
+  qplug_transforms::ImageView view{pixels_.data() + index * kCifarPixels, 32, 32, 3, 32 * 3};
   qsdk::Example ex;
   ex.image = transform_(view, rng);
   ex.label = labels_[static_cast<size_t>(index)];
