@@ -91,6 +91,9 @@ class DataLoader {
     std::optional<qsdk::Batch> batch;
     std::exception_ptr error;
   };
+  // Recycled memory of the batches' input tensors; shared with the tensors'
+  // deleters, so it outlives the loader while a batch is still held.
+  struct BufferPool;
   qsdk::Batch load_batch(int64_t batch) const;
   void worker_loop();
   void stop_workers();
@@ -99,6 +102,7 @@ class DataLoader {
   DataLoaderOptions options_;
   std::vector<int64_t> sample_shape_;
   int64_t num_classes_ = 0;
+  std::shared_ptr<BufferPool> pool_;
 
   // Current epoch; guarded by mutex_ while workers run.
   int64_t epoch_ = -1;

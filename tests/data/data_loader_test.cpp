@@ -17,6 +17,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/resource.h>
+
 using qhost::DataLoader;
 using qhost::DataLoaderOptions;
 
@@ -49,6 +51,35 @@ class IndexDataset : public qsdk::Dataset {
   int64_t n_, classes_, throw_at_;
   bool jitter_;
 };
+
+// ImageNet-sized samples ([3, 224, 224] floats, 588 KiB) filled with
+// index % 10, made once: the dataset allocates nothing per sample, so the
+// page faults measured are the loader's own.
+class BigSampleDataset : public qsdk::Dataset {
+ public:
+  explicit BigSampleDataset(int64_t n) : n_(n) {
+    for (int v = 0; v < 10; ++v) samples_.push_back(torch::full({3, 224, 224}, static_cast<float>(v)));
+  }
+  int64_t size() const override { return n_; }
+  int64_t num_classes() const override { return 10; }
+  std::vector<int64_t> sample_shape() const override { return {3, 224, 224}; }
+  qsdk::Example get(int64_t index, std::mt19937_64&) const override {
+    qsdk::Example ex;
+    ex.image = samples_[static_cast<size_t>(index % 10)];
+    ex.label = index % 10;
+    return ex;
+  }
+
+ private:
+  int64_t n_;
+  std::vector<torch::Tensor> samples_;
+};
+
+long minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
 
 std::vector<qsdk::Batch> drain(DataLoader& loader, int64_t epoch) {
   loader.start_epoch(epoch);
@@ -175,6 +206,66 @@ TEST(DataLoaderBatches, SameBatchesForAnyWorkerCount) {
   EXPECT_TRUE(torch::equal(e0[0].input.select(1, 0).select(1, 0).select(1, 0),
                            e1[0].input.select(1, 0).select(1, 0).select(1, 0)));
   EXPECT_FALSE(torch::equal(e0[0].input, e1[0].input));
+}
+
+// Workers allocate the batches and the consumer frees them; glibc handed that
+// memory back to the kernel between batches, so every batch page-faulted its
+// ~4700 pages in again (a quarter of a worker's CPU time on the ImageNet
+// pipeline, tools/bench/data_pipeline.cpp). Batch memory is now recycled.
+TEST(DataLoaderBatches, WorkersDoNotPageFaultBatchMemoryInAgain) {
+  auto ds = std::make_shared<BigSampleDataset>(256);
+  for (int64_t workers : {1, 2}) {
+    DataLoaderOptions o;
+    o.batch_size = 32;
+    o.workers = workers;
+    o.prefetch = 4;
+    DataLoader dl(ds, o);
+    drain(dl, 0);  // warm-up: the first batches are new memory
+    int64_t batches = 0;
+    const long f0 = minor_faults();
+    for (int64_t epoch = 1; epoch <= 4; ++epoch) {
+      dl.start_epoch(epoch);
+      while (auto b = dl.next()) {
+        ++batches;
+        const auto last = static_cast<int64_t>(b->input[31][2][223][223].item<float>());  // index % 10
+        EXPECT_EQ(last, b->target[31].item<int64_t>());
+      }
+    }
+    const double per_batch = static_cast<double>(minor_faults() - f0) / static_cast<double>(batches);
+    const double pages = 32.0 * 3 * 224 * 224 * sizeof(float) / 4096.0;
+    EXPECT_LT(per_batch, 0.1 * pages) << workers << " worker(s): " << per_batch << " page faults per batch of " << pages
+                                      << " pages";
+  }
+}
+
+// The recycled memory belongs to a pool the batches share: a batch stays
+// valid after its loader is gone, and batches held by the consumer are never
+// handed out again.
+TEST(DataLoaderBatches, HeldBatchesKeepTheirMemory) {
+  auto ds = std::make_shared<BigSampleDataset>(64);
+  std::vector<qsdk::Batch> held;
+  {
+    DataLoaderOptions o;
+    o.batch_size = 4;
+    o.workers = 2;
+    o.prefetch = 2;
+    o.shuffle = false;
+    DataLoader dl(ds, o);
+    held = drain(dl, 0);  // 16 batches, more than the pool keeps
+    auto again = drain(dl, 1);
+    ASSERT_EQ(again.size(), 16u);
+  }
+  ASSERT_EQ(held.size(), 16u);
+  std::set<const void*> buffers;
+  for (size_t b = 0; b < held.size(); ++b) {
+    buffers.insert(held[b].input.data_ptr());
+    for (int64_t i = 0; i < 4; ++i) {
+      const auto expected = static_cast<float>((4 * static_cast<int64_t>(b) + i) % 10);
+      EXPECT_TRUE(torch::equal(held[b].input[i], torch::full({3, 224, 224}, expected)))
+          << "batch " << b << " row " << i;
+    }
+  }
+  EXPECT_EQ(buffers.size(), held.size());
 }
 
 TEST(DataLoaderErrors, WorkerExceptionReachesTheConsumer) {
