@@ -152,9 +152,10 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
     if (setup_.target == qsdk::QuantTarget::weight)
       refuse_export("lqnet", "export_activation_levels on a weight quantizer");
     require_past_warmup();
-    if (adaptive_ != "none")
+    if (adaptive_ != qc::Adaptive::none)
       refuse_export("lqnet",
-                    "adaptive = " + adaptive_ + " normalises each sample by statistics of that sample, so its "
+                    "adaptive = " + qsdk::enum_spelling(qc::adaptive_names(), adaptive_) +
+                        " normalises each sample by statistics of that sample, so its "
                     "thresholds are no constants",
                     "train the activations with adaptive = none to deploy them");
     torch::NoGradGuard no_grad;

@@ -150,6 +150,14 @@ inline std::string quoted_names(const std::vector<std::string>& names) {
 template <class E>
 using EnumNames = std::vector<std::pair<std::string, E>>;
 
+/// The first TOML spelling of `value` in `names` (for messages), "" when it has none.
+template <class E>
+std::string enum_spelling(const EnumNames<E>& names, E value) {
+  for (const auto& [name, v] : names)
+    if (v == value) return name;
+  return "";
+}
+
 /// A schema bound to an options struct `T` through member pointers, so names,
 /// types and defaults have one source of truth (defaults come from `T{}`).
 ///
