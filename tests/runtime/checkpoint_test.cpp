@@ -430,7 +430,7 @@ TEST(CheckpointHostile, ChunksLargerThanTheDataAreRefused) {
   });
   CheckpointReadOptions ro;
   ro.model = m.get();
-  const auto msg = error_of([&] { read_checkpoint(path, ro); });
+  const auto msg = expect_error([&] { read_checkpoint(path, ro); }, qsdk::ErrorCategory::checkpoint);
   EXPECT_NE(msg.find(path + ":/model/bn/running_mean"), std::string::npos) << msg;
   EXPECT_NE(msg.find("chunks larger than its 12 bytes of data"), std::string::npos) << msg;
   fs::remove_all(dir);
