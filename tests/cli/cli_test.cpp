@@ -2,6 +2,7 @@
 // stderr, command output on stdout. Only the test plugins are searched
 // (QTOOL_NO_DEFAULT_PLUGIN_PATH=1, QTOOL_PLUGIN_PATH emptied).
 #include <gtest/gtest.h>
+#include <qsdk/plugin_abi.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,10 +51,13 @@ Result qhost(const std::string& args) {
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// "plugin ABI 3": the version the messages name follows the SDK header.
+const std::string kAbi = "plugin ABI " + std::to_string(QTOOL_PLUGIN_ABI_VERSION);
+
 TEST(Cli, Version) {
   auto r = qhost("--version");
   EXPECT_EQ(r.rc, 0);
-  EXPECT_TRUE(has(r.out, "qhost (qtool) 0.1.0\nSDK 0.1.0, plugin ABI 2\nLibTorch ")) << r.out;
+  EXPECT_TRUE(has(r.out, "qhost (qtool) 0.1.0\nSDK 0.1.0, " + kAbi + "\nLibTorch ")) << r.out;
   EXPECT_EQ(r.err, "");
 }
 
@@ -124,7 +128,7 @@ TEST(Cli, ListReportsBrokenPluginsAndExitsWith3) {
   EXPECT_TRUE(has(r.out, "quantizer/tq ")) << r.out;  // the good plugin is still listed
   EXPECT_TRUE(has(r.err, "error[plugin]: " + kRoot + "/no_entry/libqplug_no_entry.so: is not a qtool plugin")) << r.err;
   EXPECT_TRUE(has(r.err, "error[plugin]: " + kRoot + "/wrong_abi_version/libqplug_wrong_abi_version.so: plugin "
-                         "'wrong_abi_version' was built for plugin ABI 99; this qhost uses plugin ABI 2"))
+                         "'wrong_abi_version' was built for plugin ABI 99; this qhost uses " + kAbi))
       << r.err;
 }
 
@@ -231,7 +235,7 @@ TEST(Cli, CheckPluginLoadFailureExitsWith3) {
                        "/no_entry] (hint: available plugins: no_entry)\n  " + kRoot +
                        "/no_entry/libqplug_no_entry.so: is not a qtool plugin (no build stamp: it has no .qtool_stamp "
                        "section) (hint: a plugin is a shared library built with QSDK_PLUGIN(...) from <qsdk/plugin.hpp> "
-                       "(plugin ABI 2); a plugin built for plugin ABI 1 must be rebuilt)\n");
+                       "(" + kAbi + "); a plugin built for plugin ABI 1 must be rebuilt)\n");
 }
 
 TEST(Cli, RunValidatesBeforeRunning) {
