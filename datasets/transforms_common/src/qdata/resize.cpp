@@ -10,6 +10,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__)
+#include <immintrin.h>
+#define QDATA_RESIZE_AVX2 1
+#endif
 
 namespace qplug_transforms {
 namespace {
@@ -27,6 +31,8 @@ struct Taps {
   std::vector<int32_t> weights;  // fixed point (vertical pass)
   std::vector<float> fweights;   // float (horizontal pass)
 };
+
+struct RgbPairs;  // AVX2 horizontal pass tables (x86-64 only)
 
 double triangle(double x) {
   x = std::fabs(x);
@@ -97,39 +103,182 @@ void horizontal_row_scalar(const uint8_t* in, uint8_t* out, const Taps& t, int64
 // RGB: one 4-lane float multiply-add per tap (the 4th lane, the next pixel's
 // red, is ignored). Reads one byte past the last tap's pixel, so the caller
 // uses it only where that byte exists (not on the buffer's last row).
-void horizontal_row_rgb_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int64_t out_w) {
+inline void rgb_pixel_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int64_t o) {
   const __m128i zero = _mm_setzero_si128();
-  const __m128 half = _mm_set1_ps(0.5f);
-  for (int64_t o = 0; o < out_w; ++o) {
-    const float* w = t.fweights.data() + o * t.ksize;
-    const uint8_t* p = in + static_cast<int64_t>(t.first[o]) * 3;
-    const int32_t n = t.count[o];
-    __m128 acc = half;
-    for (int32_t j = 0; j < n; ++j) {
-      int32_t px;
-      std::memcpy(&px, p + 3 * j, 4);
-      __m128i x = _mm_cvtsi32_si128(px);
-      x = _mm_unpacklo_epi16(_mm_unpacklo_epi8(x, zero), zero);
-      acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(x), _mm_set1_ps(w[j])));
-    }
-    __m128i r = _mm_cvttps_epi32(acc);  // acc >= 0.5 > 0: truncation == floor
-    r = _mm_packus_epi16(_mm_packs_epi32(r, r), zero);
-    const int32_t v = _mm_cvtsi128_si32(r);
-    std::memcpy(out + 3 * o, &v, 3);
+  const float* w = t.fweights.data() + o * t.ksize;
+  const uint8_t* p = in + static_cast<int64_t>(t.first[o]) * 3;
+  const int32_t n = t.count[o];
+  __m128 acc = _mm_set1_ps(0.5f);
+  for (int32_t j = 0; j < n; ++j) {
+    int32_t px;
+    std::memcpy(&px, p + 3 * j, 4);
+    __m128i x = _mm_cvtsi32_si128(px);
+    x = _mm_unpacklo_epi16(_mm_unpacklo_epi8(x, zero), zero);
+    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(x), _mm_set1_ps(w[j])));
   }
+  __m128i r = _mm_cvttps_epi32(acc);  // acc >= 0.5 > 0: truncation == floor
+  r = _mm_packus_epi16(_mm_packs_epi32(r, r), zero);
+  const int32_t v = _mm_cvtsi128_si32(r);
+  std::memcpy(out + 3 * o, &v, 3);
+}
+
+void horizontal_row_rgb_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int64_t out_w) {
+  for (int64_t o = 0; o < out_w; ++o) rgb_pixel_sse2(in, out, t, o);
 }
 #endif
 
-void horizontal_row(const uint8_t* in, uint8_t* out, const Taps& t, int64_t out_w, int64_t ch, bool can_overread) {
+#if defined(QDATA_RESIZE_AVX2)
+// RGB output pixels 2p and 2p + 1 computed together in the two 128-bit
+// halves of one AVX2 register. Both read `count[p]` taps (the larger of the
+// two; the shorter one's extra taps have weight 0, and acc + 0 * px == acc
+// exactly since acc >= 0.5, so each lane does the very float operations of
+// horizontal_row_rgb_sse2, in the same order: the output is bit-identical).
+// One 16-byte load per tap, broadcast to both halves, covers both windows
+// when output 2p + 1 starts at most 4 pixels after output 2p; a per-half
+// byte shuffle picks each pixel's R, G, B as zero-extended 32-bit lanes.
+struct RgbPairs {
+  std::vector<int32_t> first;   // first input pixel of output 2p
+  std::vector<int32_t> count;   // taps of the pair; 0 = not paired (too far apart)
+  std::vector<uint8_t> offset;  // first[2p + 1] - first[2p], 0..4
+  std::vector<float> weights;   // per pair and tap: 4 x w[2p][j], 4 x w[2p + 1][j]
+};
+
+constexpr int kMaxPairOffset = 4;  // 3 * 4 + 2 < 16: both pixels inside one 16-byte load
+
+RgbPairs make_rgb_pairs(const Taps& t, int64_t out_w) {
+  RgbPairs p;
+  const int64_t pairs = out_w / 2;
+  p.first.resize(pairs);
+  p.count.resize(pairs);
+  p.offset.resize(pairs);
+  p.weights.assign(static_cast<size_t>(pairs * t.ksize * 8), 0.0f);
+  for (int64_t i = 0; i < pairs; ++i) {
+    const int64_t a = 2 * i, b = a + 1;
+    const int32_t d = t.first[b] - t.first[a];
+    p.first[i] = t.first[a];
+    if (d < 0 || d > kMaxPairOffset) continue;  // count 0: per-pixel path
+    const int32_t n = std::max(t.count[a], t.count[b]);
+    p.count[i] = n;
+    p.offset[i] = static_cast<uint8_t>(d);
+    float* w = p.weights.data() + i * t.ksize * 8;
+    for (int32_t j = 0; j < n; ++j)  // fweights is 0 past count
+      for (int k = 0; k < 4; ++k) {
+        w[8 * j + k] = t.fweights[a * t.ksize + j];
+        w[8 * j + 4 + k] = t.fweights[b * t.ksize + j];
+      }
+  }
+  return p;
+}
+
+// Target "avx2" only, not "fma": a fused multiply-add would round once
+// instead of twice and change the output.
+__attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* in, uint8_t* out, const Taps& t,
+                                                             const RgbPairs& pairs, int64_t out_w, int64_t readable) {
+  // Shuffle masks by offset d: low half R, G, B of pixel 0, high half of pixel d.
+  __m256i masks[kMaxPairOffset + 1];
+  for (int d = 0; d <= kMaxPairOffset; ++d) {
+    alignas(32) uint8_t m[32];
+    std::memset(m, 0x80, sizeof(m));
+    for (int c = 0; c < 3; ++c) {
+      m[4 * c] = static_cast<uint8_t>(c);
+      m[16 + 4 * c] = static_cast<uint8_t>(3 * d + c);
+    }
+    masks[d] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+  }
+  const __m128i pack6 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const int64_t ksize8 = t.ksize * 8;
+  const int64_t npairs = out_w / 2;
+  for (int64_t p = 0; p < npairs; ++p) {
+    const int32_t n = pairs.count[p];
+    const int64_t base = 3 * static_cast<int64_t>(pairs.first[p]);
+    if (n == 0 || base + 3 * (n - 1) + 16 > readable) {
+      rgb_pixel_sse2(in, out, t, 2 * p);
+      rgb_pixel_sse2(in, out, t, 2 * p + 1);
+      continue;
+    }
+    const __m256i mask = masks[pairs.offset[p]];
+    const float* w = pairs.weights.data() + p * ksize8;
+    const uint8_t* src = in + base;
+    __m256 acc = half;
+    for (int32_t j = 0; j < n; ++j) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 3 * j));
+      const __m256i x = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), mask);
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_loadu_ps(w + 8 * j)));
+    }
+    const __m256i r = _mm256_cvttps_epi32(acc);  // acc >= 0.5 > 0: truncation == floor
+    const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    const __m128i r8 = _mm_shuffle_epi8(_mm_packus_epi16(r16, r16), pack6);
+    const int64_t v = _mm_cvtsi128_si64(r8);
+    std::memcpy(out + 6 * p, &v, 6);
+  }
+  if (out_w % 2) rgb_pixel_sse2(in, out, t, out_w - 1);
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+// `readable`: bytes that may be read from `in` on (the rest of the buffer).
+void horizontal_row(const uint8_t* in, uint8_t* out, const Taps& t, const RgbPairs* rgb_pairs, int64_t out_w, int64_t ch,
+                    bool can_overread, int64_t readable) {
+#if defined(QDATA_RESIZE_AVX2)
+  if (ch == 3 && can_overread && rgb_pairs)
+    return horizontal_row_rgb_avx2(in, out, t, *rgb_pairs, out_w, readable);
+#endif
 #if defined(__SSE2__)
   if (ch == 3 && can_overread) return horizontal_row_rgb_sse2(in, out, t, out_w);
 #endif
   (void)can_overread;
+  (void)rgb_pairs;
+  (void)readable;
   horizontal_row_scalar(in, out, t, out_w, ch);
 }
 
+#if defined(QDATA_RESIZE_AVX2)
+// Vertical pass with AVX2 intrinsics: 16 bytes of a row at a time, summed
+// over all taps in registers (the auto-vectorized vertical_pass stores and
+// reloads its accumulator row once per tap). Integer arithmetic: any order
+// gives the same sums, so the output equals vertical_pass's exactly.
+__attribute__((target("avx2"))) void vertical_pass_avx2(const uint8_t* mid, int64_t mid_stride, int64_t row_lo,
+                                                        const Taps& ty, int64_t out_h, int64_t row_bytes,
+                                                        uint8_t* out) {
+  const __m256i init = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  for (int64_t o = 0; o < out_h; ++o) {
+    const int32_t* w = ty.weights.data() + o * ty.ksize;
+    const int32_t n = ty.count[o];
+    const uint8_t* in = mid + (ty.first[o] - row_lo) * mid_stride;
+    uint8_t* dst = out + o * row_bytes;
+    int64_t i = 0;
+    for (; i + 16 <= row_bytes; i += 16) {
+      __m256i a0 = init, a1 = init;
+      for (int32_t j = 0; j < n; ++j) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + j * mid_stride + i));
+        const __m256i wj = _mm256_set1_epi32(w[j]);
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(x), wj));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(x, 8)), wj));
+      }
+      a0 = _mm256_srai_epi32(a0, kPrecisionBits);
+      a1 = _mm256_srai_epi32(a1, kPrecisionBits);
+      // Saturating packs clamp to [0, 255] as vertical_pass does.
+      const __m128i lo = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+      const __m128i hi = _mm_packs_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_packus_epi16(lo, hi));
+    }
+    for (; i < row_bytes; ++i) {
+      int32_t acc = 1 << (kPrecisionBits - 1);
+      for (int32_t j = 0; j < n; ++j) acc += in[j * mid_stride + i] * w[j];
+      const int32_t v = acc >> kPrecisionBits;
+      dst[i] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+    }
+  }
+}
+#endif
+
 // Vertical pass: whole rows at a time so the inner loop vectorizes; cloned
-// for AVX2 where the CPU has it.
+// for AVX2 where the CPU has it (vertical_pass_avx2 is used there instead).
 __attribute__((target_clones("avx2", "default"))) void vertical_pass(const uint8_t* mid, int64_t mid_stride,
                                                                      int64_t row_lo, const Taps& ty, int64_t out_h,
                                                                      int64_t row_bytes, int32_t* acc, uint8_t* out) {
@@ -200,12 +349,29 @@ Image resize_box(const ImageView& src, const Box& box_in, int64_t out_w, int64_t
       std::memcpy(mid + (y - row_lo) * row_bytes, src.row(y) + x0 * c, static_cast<size_t>(row_bytes));
   } else {
     const Taps tx = make_taps(src.width, box.x0, box.x1, out_w);
+    const RgbPairs* pairs = nullptr;
+#if defined(QDATA_RESIZE_AVX2)
+    RgbPairs rgb_pairs;
+    if (c == 3 && cpu_has_avx2()) {
+      rgb_pairs = make_rgb_pairs(tx, out_w);
+      pairs = &rgb_pairs;
+    }
+#endif
+    // Bytes readable from the start of row y: to the end of the last row.
+    const int64_t last_row_end = (src.height - 1) * src.stride + src.width * c;
     for (int64_t y = row_lo; y < row_hi; ++y)
-      horizontal_row(src.row(y), mid + (y - row_lo) * row_bytes, tx, out_w, c, y + 1 < src.height);
+      horizontal_row(src.row(y), mid + (y - row_lo) * row_bytes, tx, pairs, out_w, c, y + 1 < src.height,
+                     last_row_end - y * src.stride);
   }
   if (copy_y) return out;
 
   // Pass 2 (vertical).
+#if defined(QDATA_RESIZE_AVX2)
+  if (cpu_has_avx2()) {
+    vertical_pass_avx2(mid, row_bytes, row_lo, ty, out_h, row_bytes, out.pixels.data());
+    return out;
+  }
+#endif
   if (acc.size() < static_cast<size_t>(row_bytes)) acc.resize(static_cast<size_t>(row_bytes));
   vertical_pass(mid, row_bytes, row_lo, ty, out_h, row_bytes, acc.data(), out.pixels.data());
   return out;
