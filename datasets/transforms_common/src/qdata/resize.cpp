@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -32,7 +33,7 @@ struct Taps {
   std::vector<float> fweights;   // float (horizontal pass)
 };
 
-struct RgbPairs;  // AVX2 horizontal pass tables (x86-64 only)
+struct RgbGroups;  // AVX2 / AVX-512 horizontal pass tables (x86-64 only)
 
 double triangle(double x) {
   x = std::fabs(x);
@@ -103,7 +104,9 @@ void horizontal_row_scalar(const uint8_t* in, uint8_t* out, const Taps& t, int64
 // RGB: one 4-lane float multiply-add per tap (the 4th lane, the next pixel's
 // red, is ignored). Reads one byte past the last tap's pixel, so the caller
 // uses it only where that byte exists (not on the buffer's last row).
-inline void rgb_pixel_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int64_t o) {
+// Never inlined: inside the AVX-512 function (AVX512VL has 128-bit fused
+// multiply-adds) the compiler could contract its multiply and add.
+__attribute__((noinline)) void rgb_pixel_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int64_t o) {
   const __m128i zero = _mm_setzero_si128();
   const float* w = t.fweights.data() + o * t.ksize;
   const uint8_t* p = in + static_cast<int64_t>(t.first[o]) * 3;
@@ -128,63 +131,58 @@ void horizontal_row_rgb_sse2(const uint8_t* in, uint8_t* out, const Taps& t, int
 #endif
 
 #if defined(QDATA_RESIZE_AVX2)
-// RGB output pixels 2p and 2p + 1 computed together in the two 128-bit
-// halves of one AVX2 register. Both read `count[p]` taps (the larger of the
-// two; the shorter one's extra taps have weight 0, and acc + 0 * px == acc
-// exactly since acc >= 0.5, so each lane does the very float operations of
-// horizontal_row_rgb_sse2, in the same order: the output is bit-identical).
-// One 16-byte load per tap, broadcast to both halves, covers both windows
-// when output 2p + 1 starts at most 4 pixels after output 2p; a per-half
-// byte shuffle picks each pixel's R, G, B as zero-extended 32-bit lanes.
-struct RgbPairs {
-  std::vector<int32_t> first;   // first input pixel of output 2p
-  std::vector<int32_t> count;   // taps of the pair; 0 = not paired (too far apart)
-  std::vector<uint8_t> offset;  // first[2p + 1] - first[2p], 0..4
-  std::vector<float> weights;   // per pair and tap: 4 x w[2p][j], 4 x w[2p + 1][j]
+// Groups of `size` RGB output pixels (2 with AVX2, 4 with AVX-512) computed
+// together, 4 float lanes each (R, G, B and a zero lane). All pixels of a
+// group read `count` taps (the group's largest count; the shorter ones'
+// extra taps have weight 0, and acc + 0 * px == acc exactly since acc >=
+// 0.5), so each lane does the very float operations of rgb_pixel_sse2 in
+// the same order: the output is bit-identical. One load per tap covers the
+// whole group when its last pixel's window starts at most `max_offset`
+// pixels after its first's; a byte permutation per group then picks each
+// pixel's R, G, B as zero-extended 32-bit lanes.
+struct RgbGroups {
+  int64_t size = 0;              // output pixels per group
+  std::vector<int32_t> first;    // first input pixel of the group's first output
+  std::vector<int32_t> count;    // taps of the group; 0 = not grouped (per-pixel path)
+  std::vector<uint8_t> select;   // per group 16 * size bytes: lane byte 16k + 4c <- 3 * offset_k + c, else 0x80
+  std::vector<float> weights;    // per group and tap: 4 x w[k][j] for each pixel k
 };
 
-constexpr int kMaxPairOffset = 4;  // 3 * 4 + 2 < 16: both pixels inside one 16-byte load
-
-RgbPairs make_rgb_pairs(const Taps& t, int64_t out_w) {
-  RgbPairs p;
-  const int64_t pairs = out_w / 2;
-  p.first.resize(pairs);
-  p.count.resize(pairs);
-  p.offset.resize(pairs);
-  p.weights.assign(static_cast<size_t>(pairs * t.ksize * 8), 0.0f);
-  for (int64_t i = 0; i < pairs; ++i) {
-    const int64_t a = 2 * i, b = a + 1;
-    const int32_t d = t.first[b] - t.first[a];
-    p.first[i] = t.first[a];
-    if (d < 0 || d > kMaxPairOffset) continue;  // count 0: per-pixel path
-    const int32_t n = std::max(t.count[a], t.count[b]);
-    p.count[i] = n;
-    p.offset[i] = static_cast<uint8_t>(d);
-    float* w = p.weights.data() + i * t.ksize * 8;
-    for (int32_t j = 0; j < n; ++j)  // fweights is 0 past count
-      for (int k = 0; k < 4; ++k) {
-        w[8 * j + k] = t.fweights[a * t.ksize + j];
-        w[8 * j + 4 + k] = t.fweights[b * t.ksize + j];
-      }
+RgbGroups make_rgb_groups(const Taps& t, int64_t out_w, int64_t size, int32_t max_offset) {
+  RgbGroups g;
+  g.size = size;
+  const int64_t groups = out_w / size;
+  g.first.resize(groups);
+  g.count.assign(groups, 0);
+  g.select.assign(static_cast<size_t>(groups * 16 * size), 0x80);
+  g.weights.assign(static_cast<size_t>(groups * t.ksize * 4 * size), 0.0f);
+  for (int64_t i = 0; i < groups; ++i) {
+    const int64_t o0 = i * size;
+    g.first[i] = t.first[o0];
+    const int32_t span = t.first[o0 + size - 1] - t.first[o0];
+    if (span < 0 || span > max_offset) continue;
+    int32_t n = 0;
+    for (int64_t k = 0; k < size; ++k) n = std::max(n, t.count[o0 + k]);
+    g.count[i] = n;
+    uint8_t* sel = g.select.data() + i * 16 * size;
+    float* w = g.weights.data() + i * t.ksize * 4 * size;
+    for (int64_t k = 0; k < size; ++k) {
+      const int32_t d = t.first[o0 + k] - t.first[o0];
+      for (int c = 0; c < 3; ++c) sel[16 * k + 4 * c] = static_cast<uint8_t>(3 * d + c);
+      for (int32_t j = 0; j < n; ++j)  // fweights is 0 past count
+        for (int c = 0; c < 4; ++c) w[4 * size * j + 4 * k + c] = t.fweights[(o0 + k) * t.ksize + j];
+    }
   }
-  return p;
+  return g;
 }
 
+// Pairs: one 16-byte load per tap broadcast to both 128-bit halves, a
+// per-half byte shuffle (so a pair spans at most 4 pixels: 3 * 4 + 2 < 16).
 // Target "avx2" only, not "fma": a fused multiply-add would round once
 // instead of twice and change the output.
+constexpr int32_t kMaxPairOffset = 4;
 __attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* in, uint8_t* out, const Taps& t,
-                                                             const RgbPairs& pairs, int64_t out_w, int64_t readable) {
-  // Shuffle masks by offset d: low half R, G, B of pixel 0, high half of pixel d.
-  __m256i masks[kMaxPairOffset + 1];
-  for (int d = 0; d <= kMaxPairOffset; ++d) {
-    alignas(32) uint8_t m[32];
-    std::memset(m, 0x80, sizeof(m));
-    for (int c = 0; c < 3; ++c) {
-      m[4 * c] = static_cast<uint8_t>(c);
-      m[16 + 4 * c] = static_cast<uint8_t>(3 * d + c);
-    }
-    masks[d] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
-  }
+                                                             const RgbGroups& pairs, int64_t out_w, int64_t readable) {
   const __m128i pack6 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m256 half = _mm256_set1_ps(0.5f);
   const int64_t ksize8 = t.ksize * 8;
@@ -197,7 +195,7 @@ __attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* in, 
       rgb_pixel_sse2(in, out, t, 2 * p + 1);
       continue;
     }
-    const __m256i mask = masks[pairs.offset[p]];
+    const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs.select.data() + 32 * p));
     const float* w = pairs.weights.data() + p * ksize8;
     const uint8_t* src = in + base;
     __m256 acc = half;
@@ -212,27 +210,73 @@ __attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* in, 
     const int64_t v = _mm_cvtsi128_si64(r8);
     std::memcpy(out + 6 * p, &v, 6);
   }
-  if (out_w % 2) rgb_pixel_sse2(in, out, t, out_w - 1);
+  for (int64_t o = 2 * npairs; o < out_w; ++o) rgb_pixel_sse2(in, out, t, o);
+}
+
+// Quads: one 64-byte load per tap and a byte permutation across the whole
+// register (AVX-512 VBMI), so a group may span 20 pixels (3 * 20 + 2 < 64).
+// The multiply and add use the explicit-rounding forms, which the compiler
+// never contracts into a fused multiply-add (AVX-512F has one).
+constexpr int32_t kMaxQuadOffset = 20;
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) void horizontal_row_rgb_avx512(
+    const uint8_t* in, uint8_t* out, const Taps& t, const RgbGroups& quads, int64_t out_w, int64_t readable) {
+  // Bytes 16k + 4c (c < 3) of each group come from the row, the rest are 0.
+  const __mmask64 keep = 0x0111011101110111ULL;
+  const __m128i pack12 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const __m512 half = _mm512_set1_ps(0.5f);
+  const int64_t ksize16 = t.ksize * 16;
+  const int64_t nquads = out_w / 4;
+  for (int64_t q = 0; q < nquads; ++q) {
+    const int32_t n = quads.count[q];
+    const int64_t base = 3 * static_cast<int64_t>(quads.first[q]);
+    if (n == 0 || base + 3 * (n - 1) + 64 > readable) {
+      for (int64_t o = 4 * q; o < 4 * q + 4; ++o) rgb_pixel_sse2(in, out, t, o);
+      continue;
+    }
+    const __m512i sel = _mm512_loadu_si512(quads.select.data() + 64 * q);
+    const float* w = quads.weights.data() + q * ksize16;
+    const uint8_t* src = in + base;
+    __m512 acc = half;
+    for (int32_t j = 0; j < n; ++j) {
+      const __m512i x = _mm512_maskz_permutexvar_epi8(keep, sel, _mm512_loadu_si512(src + 3 * j));
+      const __m512 prod =
+          _mm512_mul_round_ps(_mm512_cvtepi32_ps(x), _mm512_loadu_ps(w + 16 * j), _MM_FROUND_CUR_DIRECTION);
+      acc = _mm512_add_round_ps(acc, prod, _MM_FROUND_CUR_DIRECTION);
+    }
+    // acc >= 0.5 > 0: truncation == floor; unsigned saturation to 255 as
+    // rgb_pixel_sse2's saturating packs.
+    const __m128i r8 = _mm_shuffle_epi8(_mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(acc)), pack12);
+    _mm_mask_storeu_epi8(out + 12 * q, 0x0FFF, r8);
+  }
+  for (int64_t o = 4 * nquads; o < out_w; ++o) rgb_pixel_sse2(in, out, t, o);
 }
 
 bool cpu_has_avx2() {
   static const bool has = __builtin_cpu_supports("avx2");
   return has;
 }
+
+bool cpu_has_avx512vbmi() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+  return has;
+}
 #endif
 
 // `readable`: bytes that may be read from `in` on (the rest of the buffer).
-void horizontal_row(const uint8_t* in, uint8_t* out, const Taps& t, const RgbPairs* rgb_pairs, int64_t out_w, int64_t ch,
+void horizontal_row(const uint8_t* in, uint8_t* out, const Taps& t, const RgbGroups* rgb_groups, int64_t out_w, int64_t ch,
                     bool can_overread, int64_t readable) {
 #if defined(QDATA_RESIZE_AVX2)
-  if (ch == 3 && can_overread && rgb_pairs)
-    return horizontal_row_rgb_avx2(in, out, t, *rgb_pairs, out_w, readable);
+  if (ch == 3 && can_overread && rgb_groups) {
+    if (rgb_groups->size == 4) return horizontal_row_rgb_avx512(in, out, t, *rgb_groups, out_w, readable);
+    return horizontal_row_rgb_avx2(in, out, t, *rgb_groups, out_w, readable);
+  }
 #endif
 #if defined(__SSE2__)
   if (ch == 3 && can_overread) return horizontal_row_rgb_sse2(in, out, t, out_w);
 #endif
   (void)can_overread;
-  (void)rgb_pairs;
+  (void)rgb_groups;
   (void)readable;
   horizontal_row_scalar(in, out, t, out_w, ch);
 }
@@ -349,12 +393,16 @@ Image resize_box(const ImageView& src, const Box& box_in, int64_t out_w, int64_t
       std::memcpy(mid + (y - row_lo) * row_bytes, src.row(y) + x0 * c, static_cast<size_t>(row_bytes));
   } else {
     const Taps tx = make_taps(src.width, box.x0, box.x1, out_w);
-    const RgbPairs* pairs = nullptr;
+    const RgbGroups* pairs = nullptr;
 #if defined(QDATA_RESIZE_AVX2)
-    RgbPairs rgb_pairs;
-    if (c == 3 && cpu_has_avx2()) {
-      rgb_pairs = make_rgb_pairs(tx, out_w);
-      pairs = &rgb_pairs;
+    RgbGroups rgb_groups;
+    // QDATA_RESIZE_NO_AVX512 (diagnostic, read once) takes the AVX2 path on
+    // an AVX-512 machine, to time or compare the two; the output is the same.
+    static const bool use_avx512 = cpu_has_avx512vbmi() && !std::getenv("QDATA_RESIZE_NO_AVX512");
+    if (c == 3 && (use_avx512 || cpu_has_avx2())) {
+      rgb_groups = use_avx512 ? make_rgb_groups(tx, out_w, 4, kMaxQuadOffset)
+                              : make_rgb_groups(tx, out_w, 2, kMaxPairOffset);
+      pairs = &rgb_groups;
     }
 #endif
     // Bytes readable from the start of row y: to the end of the last row.
