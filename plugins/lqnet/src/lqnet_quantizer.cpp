@@ -152,11 +152,16 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
     if (setup_.target == qsdk::QuantTarget::weight)
       refuse_export("lqnet", "export_activation_levels on a weight quantizer");
     require_past_warmup();
-    if (adaptive_ != "none")
+    if (adaptive_ != qc::Adaptive::none) {
+      // The option's configuration name, as the user wrote it.
+      std::string name;
+      for (const auto& [n, v] : qc::adaptive_names())
+        if (v == adaptive_) name = n;
       refuse_export("lqnet",
-                    "adaptive = " + adaptive_ + " normalises each sample by statistics of that sample, so its "
+                    "adaptive = " + name + " normalises each sample by statistics of that sample, so its "
                     "thresholds are no constants",
                     "train the activations with adaptive = none to deploy them");
+    }
     torch::NoGradGuard no_grad;
     const Tables t = tables();
     return level_activation_export(t.thr.t(), t.sorted.t(), false, "lqnet");

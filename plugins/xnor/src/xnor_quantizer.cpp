@@ -94,7 +94,7 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
                   "binarising to sign(x)" +
                       std::string(custom_ == XnorScale::none ? "" : " times a per-sample mean|x|") +
                       " is not a rounding of x / scale, so QuantizeLinear cannot express it",
-                  custom_ == "none" ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
+                  custom_ == XnorScale::none ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
                                     : "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
   }
 
@@ -112,9 +112,9 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
     if (setup_.target != qsdk::QuantTarget::activation)
       refuse_export("xnor", "export_activation_levels on a weight quantizer");
     if (common_.stable > 0) require_export_ready("xnor");
-    if (custom_ != "none")
+    if (custom_ != XnorScale::none)
       refuse_export("xnor",
-                    "custom = " + custom_ + " scales sign(x) by the mean |x| of each sample, which no constant "
+                    std::string("custom = ") + (custom_ == XnorScale::channel ? "channel" : "resolution") + " scales sign(x) by the mean |x| of each sample, which no constant "
                     "level table gives",
                     "train the activations with custom = none to deploy them");
     const int64_t g = setup_.groups;
