@@ -6,7 +6,7 @@ are what is tested.
 
 usage: check_qtool.py MODEL.qtool.h5 [--weight-codes -3,-1,1,3] [--bits N]
                       [--level-codes N] [--threshold-levels N] [--bn-from CHECKPOINT.h5]
-       check_qtool.py MODEL.qtool.h5 --corrupt truncate|padding|nan|shape OUT.h5
+       check_qtool.py MODEL.qtool.h5 --corrupt truncate|padding|nan|shape|version1|nan-threshold OUT.h5
        check_qtool.py --logits CHECKPOINT.npy INTEGER.npy [ALLOWED]
        check_qtool.py --edit-toml CHECKPOINT.h5 OLD NEW OUT.h5
 
@@ -40,7 +40,9 @@ configuration (/meta resolved_toml), as `--set` would on the command line
 Corrupt mode: copies MODEL to OUT with the first quantized layer's weight
 damaged (truncate: one byte less of codes; padding: a bit set past the last
 code, in the first layer whose codes leave unused bits; nan: a NaN scale;
-shape: codes of 2^20 bytes) and prints the layer's path.
+shape: codes of 2^20 bytes), or the first activation threshold form (version1:
+the file stamped layout 1, which has none; nan-threshold: a NaN threshold),
+and prints the layer's path.
 """
 import shutil
 import sys
@@ -67,9 +69,27 @@ def first_weight_layer(f, with_padding):
     raise SystemExit("no quantized weight" + (" with padding bits" if with_padding else ""))
 
 
+def first_threshold_layer(f):
+    for layer in sorted(f["integer"].keys()):
+        if "activation" in f["integer"][layer] and "thresholds" in f["integer"][layer]["activation"]:
+            return layer
+    raise SystemExit("no activation threshold form")
+
+
 def corrupt(src, how, out):
     shutil.copyfile(src, out)
     with h5py.File(out, "r+") as f:
+        if how in ("version1", "nan-threshold"):
+            layer = first_threshold_layer(f)
+            if how == "version1":
+                f["meta"].attrs.modify("content_version", np.int64(1))
+            else:
+                a = f["integer"][layer]["activation"]
+                t = a["thresholds"][()]
+                t.flat[0] = np.nan
+                a["thresholds"][...] = t
+            print(layer)
+            return
         layer = first_weight_layer(f, how == "padding")
         g = f["integer"][layer]["weight"]
         codes = g["codes"][()]

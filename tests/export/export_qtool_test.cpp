@@ -129,7 +129,19 @@ TEST(ExportQtool, XnorRoundTrip) {
 TEST(ExportQtool, LqnetRoundTrip) {
   const auto dir = train("lqnet", "--set quant.weight.type=lqnet --set quant.weight.bits=2 "
                                   "--set quant.activation.type=lqnet --set quant.activation.bits=2");
-  round_trip(dir, "--level-codes 4 --threshold-levels 4 --bits 2");
+  const auto model = round_trip(dir, "--level-codes 4 --threshold-levels 4 --bits 2");
+  // Damaged threshold forms: a layout-1 stamp (threshold forms came with 2) and a NaN threshold.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"version1", "is a threshold form in a file of layout 1"}, {"nan-threshold", "holds NaN"}};
+  for (const auto& [how, needle] : cases) {
+    const std::string bad = dir + "/" + how + ".qtool.h5";
+    auto m = run("/usr/bin/python3", std::string(EXPORT_DIR) + "/check_qtool.py " + model + " --corrupt " + how +
+                                         " " + bad);
+    ASSERT_EQ(m.code, 0) << m.output;
+    const std::string layer = m.output.substr(0, m.output.find('\n'));
+    expect_error(qhost("eval " + bad), 5,
+                 {"error[checkpoint]", bad + ":/integer/" + layer + "/activation/thresholds", needle});
+  }
 }
 
 // Non-uniform (FATNN) 2/2: ternary weights are the affine codes -1, 0, 1 (2
