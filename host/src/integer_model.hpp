@@ -23,9 +23,14 @@
 
 namespace qhost {
 
-/// `/meta` content of an integer model and its layout version.
+/// `/meta` content of an integer model and the newest layout version this
+/// qhost reads and writes. Version 2 added activation threshold forms; the
+/// writer stamps a file 1 when it holds none, so a version-1 reader still
+/// reads every file that needs nothing newer (docs/integer-model.md#versions).
 inline constexpr const char* kIntegerModelContent = "integer-model";
-inline constexpr int64_t kIntegerModelVersion = 1;
+inline constexpr int64_t kIntegerModelVersion = 2;
+/// The first layout with activation threshold forms.
+inline constexpr int64_t kIntegerModelThresholdVersion = 2;
 
 /// A quantized weight: the layer's weight equals codes * scale (scale broadcast
 /// along `axis`), or levels[packed code] when `levels` is defined.
@@ -44,13 +49,18 @@ struct IntegerWeight {
 };
 
 /// An activation or output quantizer: y = (clamp(round(x / scale) + zero_point,
-/// qmin, qmax) - zero_point) * scale, the scale broadcast along `axis` of x.
+/// qmin, qmax) - zero_point) * scale, the scale broadcast along `axis` of x;
+/// or, when `thresholds` is defined, the threshold form of
+/// qsdk::LevelActivationExport (scale, zero_point, qmin, qmax unused).
 struct IntegerActivation {
   std::string layer;
   qsdk::QuantTarget target = qsdk::QuantTarget::activation;
   torch::Tensor scale;  ///< float32, [1] or one per channel
   int64_t zero_point = 0, qmin = 0, qmax = 255;
   int64_t axis = 1;  ///< channel axis of the quantized tensor
+  /// Threshold form: float32 [L - 1] and [L], or [C, L - 1] and [C, L] along `axis`.
+  torch::Tensor thresholds, levels;
+  bool upper_at_ties = false;  ///< a value at a threshold (and NaN) passes it
 };
 
 /// The batch norm that directly follows a quantized layer, folded into a

@@ -31,13 +31,39 @@ const char* const kDamaged = "the integer model is damaged or was not written by
 struct ActivationForm {
   torch::Tensor scale;  // float32 [1] or [C]
   int64_t zero_point = 0, qmin = 0, qmax = 0, axis = 1;
+  // Threshold form (defined thresholds): float32 [L - 1] / [L] or [C, L - 1] / [C, L].
+  torch::Tensor thresholds, levels;
+  bool upper_at_ties = false;
 };
+
+/// y = levels[0], then for each threshold y = where(x passes t_i, levels[i + 1], y):
+/// the last threshold passed decides, as qsdk::LevelActivationExport defines
+/// and the ONNX export computes (onnx_export.cpp, Hooks::level_activation).
+torch::Tensor apply_thresholds(const ActivationForm& f, const torch::Tensor& x, int64_t axis) {
+  std::vector<int64_t> bshape;  // empty: one table for all channels
+  if (f.thresholds.dim() == 2) {
+    bshape.assign(static_cast<size_t>(x.dim()), 1);
+    bshape[static_cast<size_t>(axis)] = x.size(axis);
+  }
+  auto column = [&](const torch::Tensor& t, int64_t i) {
+    return t.select(-1, i).reshape(bshape).to(x.device(), x.scalar_type());
+  };
+  torch::Tensor y = column(f.levels, 0);
+  for (int64_t i = 0; i < f.thresholds.size(-1); ++i) {
+    const torch::Tensor t = column(f.thresholds, i), next = column(f.levels, i + 1);
+    y = f.upper_at_ties ? at::where(at::lt(x, t), y, next) : at::where(at::gt(x, t), next, y);
+  }
+  return y;
+}
 
 class IntegerHooks : public ExportHooks {
  public:
   IntegerHooks(std::string file, std::map<std::string, torch::Tensor> weights,
-               std::map<std::string, ActivationForm> values)
-      : file_(std::move(file)), weights_(std::move(weights)), values_(std::move(values)) {}
+               std::map<std::string, ActivationForm> values, std::set<const qsdk::QuantizerImpl*> pad_first)
+      : file_(std::move(file)),
+        weights_(std::move(weights)),
+        values_(std::move(values)),
+        pad_first_(std::move(pad_first)) {}
 
   torch::Tensor weight(const std::string& path, qsdk::QuantizerImpl&, const std::function<torch::Tensor()>&,
                        torch::IntArrayRef shape) override {
@@ -57,6 +83,14 @@ class IntegerHooks : public ExportHooks {
     if (it == values_.end())
       throw qsdk::Error(ErrorCategory::runtime, where, "no stored integer form for this quantizer (a qhost bug)");
     const ActivationForm& f = it->second;
+    if (f.thresholds.defined()) {
+      if (f.axis != axis || (f.thresholds.dim() == 2 && f.thresholds.size(0) != x.size(axis)))
+        throw qsdk::Error(ErrorCategory::checkpoint, where,
+                          "the stored thresholds (" + std::to_string(f.thresholds.dim() == 2 ? f.thresholds.size(0) : 1) +
+                              " rows along axis " + std::to_string(f.axis) + ") do not fit the layer's tensor",
+                          kDamaged);
+      return apply_thresholds(f, x, axis);
+    }
     if (f.axis != axis || (f.scale.numel() != 1 && f.scale.numel() != x.size(axis)))
       throw qsdk::Error(ErrorCategory::checkpoint, where,
                         "the stored scale (" + std::to_string(f.scale.numel()) + " values along axis " +
@@ -69,14 +103,16 @@ class IntegerHooks : public ExportHooks {
                                                 f.qmin, f.qmax);
   }
 
-  // Every stored activation form is affine (zero point inside its range), so
-  // it maps 0 to 0 and the convolution may pad after it.
-  bool pads_first(qsdk::QuantizerImpl&) const override { return false; }
+  // A threshold form need not map 0 to 0 (XNOR sends it to +1), so the
+  // convolution pads before it, as the checkpoint's evaluation does; an
+  // affine form maps 0 to 0 and either order is exact.
+  bool pads_first(qsdk::QuantizerImpl& quantizer) const override { return pad_first_.count(&quantizer) != 0; }
 
  private:
   std::string file_;
   std::map<std::string, torch::Tensor> weights_;
   std::map<std::string, ActivationForm> values_;
+  std::set<const qsdk::QuantizerImpl*> pad_first_;  // activation quantizers stored as threshold forms
 };
 
 /// What the rebuilt model allows under /integer/<layer>.
@@ -140,7 +176,11 @@ void vet(const std::map<std::string, LayerLimits>& limits, const std::string& fi
       refuse("is an entry of a quantizer the model does not have at this layer");
     if (name == "scale") {
       if (!is_float || !vector || n < 1 || n > (int64_t{1} << 16)) refuse("must be float32 [1] or [channels]");
-    } else if (name == "zero_point" || name == "qmin" || name == "qmax" || name == "axis") {
+    } else if (name == "thresholds" || name == "levels") {
+      if (!is_float || sizes.empty() || sizes.size() > 2 || sizes.back() < 1 || sizes.back() > 256 ||
+          (sizes.size() == 2 && (sizes[0] < 1 || sizes[0] > (int64_t{1} << 16))))
+        refuse("must be float32 [L] or [channels, L] with at most 256 levels");
+    } else if (name == "zero_point" || name == "qmin" || name == "qmax" || name == "axis" || name == "upper_at_ties") {
       if (!is_scalar_int(sizes, dtype)) refuse("must be an int64 scalar");
     } else {
       refuse("is not an entry of an activation quantizer");
@@ -237,9 +277,27 @@ torch::Tensor decode_weight(const Entries& e, const std::string& layer, const st
   return (u * stride + offset).to(torch::kFloat).reshape(shape) * scale.reshape(bshape);
 }
 
-ActivationForm read_activation(const Entries& e, const std::string& key) {
+ActivationForm read_activation(const Entries& e, const std::string& key, int64_t version) {
   const std::string dir = key + "/";
   ActivationForm f;
+  if (e.has(dir + "thresholds") || e.has(dir + "levels") || e.has(dir + "upper_at_ties")) {
+    if (version < kIntegerModelThresholdVersion)
+      e.fail(dir + "thresholds", "is a threshold form in a file of layout " + std::to_string(version) +
+                                     ", which has none (it came with layout " +
+                                     std::to_string(kIntegerModelThresholdVersion) + ")");
+    if (e.has(dir + "scale")) e.fail(key, "must hold exactly one of 'scale' and 'thresholds'");
+    f.thresholds = e.get(dir + "thresholds").contiguous();
+    f.levels = e.finite(dir + "levels").contiguous();
+    // A threshold may be infinite (a level never reached), never NaN: no comparison would hold.
+    if (torch::isnan(f.thresholds).any().item<bool>()) e.fail(dir + "thresholds", "holds NaN");
+    const torch::Tensor &t = f.thresholds, &l = f.levels;
+    if (t.dim() != l.dim() || l.size(-1) < 2 || t.size(-1) != l.size(-1) - 1 || (t.dim() == 2 && t.size(0) != l.size(0)))
+      e.fail(dir + "thresholds", "has " + c10::str(t.sizes()) + " thresholds for levels " + c10::str(l.sizes()) +
+                                     "; the form needs [L - 1] and [L] or [C, L - 1] and [C, L]");
+    f.upper_at_ties = e.integer(dir + "upper_at_ties", 0, 1) == 1;
+    f.axis = e.integer(dir + "axis", 0, 7);
+    return f;
+  }
   f.scale = e.finite(dir + "scale").contiguous();
   if (!(f.scale > 0).all().item<bool>()) e.fail(dir + "scale", "holds a scale that is not positive");
   const int64_t big = int64_t{1} << 31;
@@ -279,7 +337,7 @@ std::shared_ptr<ExportHooks> load_integer_model(torch::nn::Module& model, const 
     vet(limits, path, rel, sizes, dtype);
   };
   CheckpointData data = read_checkpoint(path, ro);
-  if (data.meta.content_version != kIntegerModelVersion)
+  if (data.meta.content_version < 1 || data.meta.content_version > kIntegerModelVersion)
     throw qsdk::Error(ErrorCategory::checkpoint, path + ":/meta/content_version",
                       "integer model layout " + std::to_string(data.meta.content_version) + ", this qhost reads " +
                           std::to_string(kIntegerModelVersion),
@@ -293,8 +351,9 @@ std::shared_ptr<ExportHooks> load_integer_model(torch::nn::Module& model, const 
       data.model.emplace_back(weight_names.at(layer), decode_weight(entries, layer, l.weight_shape));
       decoded.emplace_back(layer, weight_names.at(layer));
     }
-    if (l.activation) values[layer + "/activation"] = read_activation(entries, layer + "/activation");
-    if (l.output) values[layer + "/output"] = read_activation(entries, layer + "/output");
+    const int64_t version = data.meta.content_version;
+    if (l.activation) values[layer + "/activation"] = read_activation(entries, layer + "/activation", version);
+    if (l.output) values[layer + "/output"] = read_activation(entries, layer + "/output", version);
     if (entries.has(layer + "/bn/scale") || entries.has(layer + "/bn/shift")) {
       entries.finite(layer + "/bn/scale");
       entries.finite(layer + "/bn/shift");
@@ -303,7 +362,15 @@ std::shared_ptr<ExportHooks> load_integer_model(torch::nn::Module& model, const 
   load_module_state(model, data.model, path);
   std::map<std::string, torch::Tensor> weights;
   for (const auto& [layer, name] : decoded) weights[layer] = params.at(name);
-  return std::make_shared<IntegerHooks>(path, std::move(weights), std::move(values));
+  // The input quantizers of convolutions stored as threshold forms (IntegerHooks::pads_first).
+  std::set<const qsdk::QuantizerImpl*> pad_first;
+  for (const auto& item : model.named_modules("", /*include_self=*/true))
+    if (const auto* conv = dynamic_cast<const QuantConv2dImpl*>(item.value().get())) {
+      auto v = values.find(conv->module_path() + "/activation");
+      if (conv->quantizers().activation && v != values.end() && v->second.thresholds.defined())
+        pad_first.insert(conv->quantizers().activation.get());
+    }
+  return std::make_shared<IntegerHooks>(path, std::move(weights), std::move(values), std::move(pad_first));
 }
 
 }  // namespace qhost

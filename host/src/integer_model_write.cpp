@@ -31,13 +31,20 @@ void add_weight(const IntegerWeight& w, NamedTensors& out) {
   const torch::Tensor c = w.codes.reshape({-1}).to(torch::kLong).contiguous();
   int64_t offset = 0, stride = 1, bits = 1;
   torch::Tensor u = c;
-  if (w.levels.defined()) {
-    // Codes index the level table directly: its last dimension is 2^bits.
-    const int64_t n = w.levels.size(-1);
-    bits = bits_for(n - 1);
-    if ((int64_t{1} << bits) != n || bits > 8)
+  torch::Tensor levels = w.levels;
+  if (levels.defined()) {
+    // Codes index the level table directly; the format's tables hold 2^bits
+    // entries, so a method with fewer levels has its table padded with its
+    // last level (an entry no code selects).
+    const int64_t n = levels.size(-1);
+    bits = bits_for(std::max<int64_t>(n - 1, 1));
+    if (w.num_levels > 1) bits = std::max(bits, bits_for(w.num_levels - 1));
+    if (bits > 8 || n < 1)
       throw qsdk::Error(qsdk::ErrorCategory::runtime, w.layer + ": quant_weight",
-                        "a level table of " + std::to_string(n) + " entries (the format stores 2^bits, bits <= 8)");
+                        "a level table of " + std::to_string(n) + " entries",
+                        "the integer model stores level tables of at most 2^8 entries");
+    const int64_t full = int64_t{1} << bits;
+    if (n < full) levels = torch::cat({levels, levels.narrow(-1, n - 1, 1).repeat_interleave(full - n, -1)}, -1);
   } else if (c.numel() > 0) {
     offset = c.min().item<int64_t>();
     const torch::Tensor shifted = c - offset;
@@ -58,7 +65,7 @@ void add_weight(const IntegerWeight& w, NamedTensors& out) {
   out.emplace_back(dir + "offset", scalar(offset));
   out.emplace_back(dir + "stride", scalar(stride));
   out.emplace_back(dir + "axis", scalar(w.axis));
-  if (w.levels.defined()) out.emplace_back(dir + "levels", w.levels.to(torch::kFloat).contiguous());
+  if (levels.defined()) out.emplace_back(dir + "levels", levels.to(torch::kFloat).contiguous());
   else out.emplace_back(dir + "scale", w.scale.to(torch::kFloat).reshape({-1}).contiguous());
 }
 
@@ -79,12 +86,22 @@ void write_integer_model(const std::string& path, const IntegerModel& m) {
   CheckpointData data;
   data.meta = m.meta;
   data.meta.content = kIntegerModelContent;
-  data.meta.content_version = kIntegerModelVersion;
+  // The oldest layout that holds the file: 1 unless a threshold form needs 2.
+  data.meta.content_version = 1;
   data.meta.optimizer_type.clear();
   data.model = m.floats;
   for (const auto& w : m.weights) add_weight(w, data.integer);
   for (const auto& a : m.activations) {
     const std::string dir = a.layer + "/" + qsdk::to_string(a.target) + "/";
+    if (a.thresholds.defined()) {
+      // Threshold form (docs/integer-model.md#activations): the tables as the quantizer gave them.
+      data.meta.content_version = kIntegerModelThresholdVersion;
+      data.integer.emplace_back(dir + "thresholds", a.thresholds.to(torch::kFloat).contiguous());
+      data.integer.emplace_back(dir + "levels", a.levels.to(torch::kFloat).contiguous());
+      data.integer.emplace_back(dir + "upper_at_ties", scalar(a.upper_at_ties ? 1 : 0));
+      data.integer.emplace_back(dir + "axis", scalar(a.axis));
+      continue;
+    }
     data.integer.emplace_back(dir + "scale", a.scale.to(torch::kFloat).reshape({-1}).contiguous());
     data.integer.emplace_back(dir + "zero_point", scalar(a.zero_point));
     data.integer.emplace_back(dir + "qmin", scalar(a.qmin));

@@ -70,12 +70,15 @@ torch::Tensor flat_level_index(const QuantizedWeight& q) {
   return idx + (torch::arange(q.levels.size(0), torch::kLong) * q.levels.size(1)).reshape(bshape);
 }
 
-/// An activation/output quantizer's integer form, by (path, target).
+/// An activation/output quantizer's integer form, by (path, target): the
+/// affine `spec`, or the threshold form when `thresholds` is defined.
 struct QuantizedValue {
   std::string path;
   qsdk::QuantTarget target;
   qsdk::ActivationExport spec;
   int64_t axis = 1;  ///< channel axis of the quantized tensor
+  torch::Tensor thresholds, levels;  ///< threshold form: float32 [L - 1] / [L] or [C, L - 1] / [C, L]
+  bool upper_at_ties = false;
 };
 
 /// Stops the trace for its lifetime (work the graph must not contain).
@@ -236,6 +239,12 @@ class Hooks : public ExportHooks {
       for (int64_t i = 0; i < thr.size(-1); ++i) thresholds.push_back(thr.select(-1, i).reshape(bshape).clone());
       for (int64_t i = 0; i < lev.size(-1); ++i) levels.push_back(lev.select(-1, i).reshape(bshape).clone());
       upper_at_ties = e.upper_at_ties;
+      // Remembered for the integer model (write_qtool), which stores the tables as they are.
+      QuantizedValue v{path, target, qsdk::ActivationExport{}, axis};
+      v.thresholds = thr.contiguous();
+      v.levels = lev.contiguous();
+      v.upper_at_ties = e.upper_at_ties;
+      values_.push_back(std::move(v));
     }
     torch::Tensor y = levels[0];
     for (size_t i = 0; i < thresholds.size(); ++i)
@@ -685,7 +694,7 @@ void write_qtool(const std::string& output, const CheckpointModel& m, const Hook
     int64_t num_levels = 0;
     for (const auto& r : m.layers)
       if (r.path == q.path) num_levels = r.weight.levels;
-    im.weights.push_back({q.path, q.codes, q.scale, q.axis, torch::Tensor(), num_levels});
+    im.weights.push_back({q.path, q.codes, q.scale, q.axis, q.levels, num_levels});
   }
   for (const auto& r : m.layers)
     if (r.weight.active() && quantized.count(r.path) == 0)
@@ -699,7 +708,8 @@ void write_qtool(const std::string& output, const CheckpointModel& m, const Hook
   std::set<std::string> seen;
   for (const auto& v : hooks.values()) {
     if (!seen.insert(v.path + "/" + qsdk::to_string(v.target)).second) continue;
-    im.activations.push_back({v.path, v.target, v.spec.scale, v.spec.zero_point, v.spec.qmin, v.spec.qmax, v.axis});
+    im.activations.push_back({v.path, v.target, v.spec.scale, v.spec.zero_point, v.spec.qmin, v.spec.qmax, v.axis,
+                              v.thresholds, v.levels, v.upper_at_ties});
   }
   im.norms = folded_norms(graph, hooks);
   write_integer_model(output, im);

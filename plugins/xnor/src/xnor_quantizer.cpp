@@ -94,8 +94,9 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
                   "binarising to sign(x)" +
                       std::string(custom_ == XnorScale::none ? "" : " times a per-sample mean|x|") +
                       " is not a rounding of x / scale, so QuantizeLinear cannot express it",
-                  custom_ == XnorScale::none ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
-                                    : "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
+                  custom_ == XnorScale::none
+                      ? "qhost export writes it as a comparison (qsdk::LevelExportable)"
+                      : "export XNOR weights with full-precision or uniform (lsq, pact, dorefa) activations");
   }
 
   bool uses_levels() const override { return setup_.target == qsdk::QuantTarget::activation; }
@@ -114,8 +115,8 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
     if (common_.stable > 0) require_export_ready("xnor");
     if (custom_ != XnorScale::none)
       refuse_export("xnor",
-                    std::string("custom = ") + (custom_ == XnorScale::channel ? "channel" : "resolution") + " scales sign(x) by the mean |x| of each sample, which no constant "
-                    "level table gives",
+                    std::string("custom = ") + (custom_ == XnorScale::channel ? "channel" : "resolution") +
+                        " scales sign(x) by the mean |x| of each sample, which no constant level table gives",
                     "train the activations with custom = none to deploy them");
     const int64_t g = setup_.groups;
     return level_activation_export(torch::zeros({g, 1}), torch::tensor({-1.f, 1.f}).reshape({1, 2}).expand({g, 2}),
