@@ -4,7 +4,6 @@
 
 #include <qsdk/error.hpp>
 
-
 namespace qhost {
 
 std::string QuantSlot::str() const {
