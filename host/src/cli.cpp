@@ -299,8 +299,9 @@ int cli_main(int argc, char** argv) {
     pos.add("checkpoint", 1);
     if (help)
       return print_help(command,
-                        "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx|MODEL.qtool.h5 [--format onnx|qtool] [--opset N] [--batch dynamic|N] [--set KEY=VALUE]... "
-                        "[--reference PREFIX] [--synthetic] [--trust-checkpoint-plugins]",
+                        "CHECKPOINT.h5|RUN_DIR -o MODEL.onnx|MODEL.qtool.h5 [--format onnx|qtool] [--opset N] "
+                        "[--batch dynamic|N] [--set KEY=VALUE]... [--reference PREFIX] [--synthetic] "
+                        "[--trust-checkpoint-plugins]",
                         opts, globals),
              0;
     auto cvm = parse_command(command, args, opts, pos);

@@ -133,11 +133,11 @@ DataLoader::DataLoader(std::shared_ptr<qsdk::Dataset> dataset, DataLoaderOptions
   if (dataset_->size() <= 0)
     throw qsdk::Error(qsdk::ErrorCategory::data, dataset_->describe(), "dataset is empty",
                       "check the dataset's root and split");
-  const int64_t numel =
+  sample_numel_ =
       std::accumulate(sample_shape_.begin(), sample_shape_.end(), int64_t{1}, std::multiplies<int64_t>());
   // At most prefetch + workers batches are in flight; the consumer holds one or
   // two more (the current batch, the one it is about to drop).
-  pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.batch_size * numel) * sizeof(float),
+  pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.batch_size * sample_numel_) * sizeof(float),
                                        static_cast<size_t>(options_.prefetch + options_.workers + 2));
 }
 
@@ -285,8 +285,7 @@ qsdk::Batch DataLoader::load_batch(int64_t batch) const {
     throw;
   }
   out.target = torch::empty({end - begin}, torch::kInt64);
-  const int64_t numel =
-      std::accumulate(sample_shape_.begin(), sample_shape_.end(), int64_t{1}, std::multiplies<int64_t>());
+  const int64_t numel = sample_numel_;
   float* dst = out.input.data_ptr<float>();
   int64_t* labels = out.target.data_ptr<int64_t>();
   for (int64_t i = begin; i < end; ++i) {

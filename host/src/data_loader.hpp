@@ -101,6 +101,7 @@ class DataLoader {
   std::shared_ptr<qsdk::Dataset> dataset_;
   DataLoaderOptions options_;
   std::vector<int64_t> sample_shape_;
+  int64_t sample_numel_ = 0;  // elements of one sample
   int64_t num_classes_ = 0;
   std::shared_ptr<BufferPool> pool_;
 

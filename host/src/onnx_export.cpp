@@ -513,31 +513,32 @@ class Translator {
     return v;
   }
 
-  void max_pool(const Node* n) {
-    // max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
-    auto kernel = pair(ints(n->input(1))), stride = ints(n->input(2)), padding = pair(ints(n->input(3))),
-         dilation = pair(ints(n->input(4)));
-    if (stride.empty()) stride = kernel;
-    stride = pair(stride);
-    std::vector<int64_t> pads(padding);
-    pads.insert(pads.end(), padding.begin(), padding.end());
-    out_.add_node("MaxPool", {name_of(n->input(0))}, {out_name(n)},
-                  {onnx::attr("kernel_shape", kernel), onnx::attr("strides", stride), onnx::attr("pads", pads),
-                   onnx::attr("dilations", dilation), onnx::attr("ceil_mode", constant(n->input(5)).toBool() ? 1 : 0)});
-  }
-
-  void avg_pool(const Node* n) {
-    // avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    if (!is_none(n->input(6))) fail(n, "a divisor override");
+  // kernel_shape, strides (the kernel when empty) and pads of a 2-D pooling
+  // whose kernel_size, stride and padding are inputs 1, 2 and 3.
+  std::vector<onnx::Attribute> pool_geometry(const Node* n) {
     auto kernel = pair(ints(n->input(1))), stride = ints(n->input(2)), padding = pair(ints(n->input(3)));
     if (stride.empty()) stride = kernel;
     stride = pair(stride);
     std::vector<int64_t> pads(padding);
     pads.insert(pads.end(), padding.begin(), padding.end());
-    out_.add_node("AveragePool", {name_of(n->input(0))}, {out_name(n)},
-                  {onnx::attr("kernel_shape", kernel), onnx::attr("strides", stride), onnx::attr("pads", pads),
-                   onnx::attr("ceil_mode", constant(n->input(4)).toBool() ? 1 : 0),
-                   onnx::attr("count_include_pad", constant(n->input(5)).toBool() ? 1 : 0)});
+    return {onnx::attr("kernel_shape", kernel), onnx::attr("strides", stride), onnx::attr("pads", pads)};
+  }
+
+  void max_pool(const Node* n) {
+    // max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    auto attrs = pool_geometry(n);
+    attrs.push_back(onnx::attr("dilations", pair(ints(n->input(4)))));
+    attrs.push_back(onnx::attr("ceil_mode", constant(n->input(5)).toBool() ? 1 : 0));
+    out_.add_node("MaxPool", {name_of(n->input(0))}, {out_name(n)}, attrs);
+  }
+
+  void avg_pool(const Node* n) {
+    // avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    if (!is_none(n->input(6))) fail(n, "a divisor override");
+    auto attrs = pool_geometry(n);
+    attrs.push_back(onnx::attr("ceil_mode", constant(n->input(4)).toBool() ? 1 : 0));
+    attrs.push_back(onnx::attr("count_include_pad", constant(n->input(5)).toBool() ? 1 : 0));
+    out_.add_node("AveragePool", {name_of(n->input(0))}, {out_name(n)}, attrs);
   }
 
   void flatten(const Node* n) {
