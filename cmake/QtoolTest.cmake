@@ -2,13 +2,13 @@
 # One GoogleTest executable whose cases CTest discovers individually.
 include(GoogleTest)
 
-# Tests that link qhost_core share one precompiled LibTorch + GoogleTest header
-# (same flags, so one PCH serves them all).
+# Tests that link a host area (qhost_<area>) share one precompiled LibTorch +
+# GoogleTest header (the areas share their flags, qhost_flags, so one PCH serves them all).
 function(_qtool_test_pch_target)
   if(NOT TARGET qtool_test_pch)
     file(WRITE ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp "// PCH carrier\n")
     add_library(qtool_test_pch OBJECT ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp)
-    target_link_libraries(qtool_test_pch PRIVATE GTest::gtest qhost_core)
+    target_link_libraries(qtool_test_pch PRIVATE GTest::gtest qhost_flags)
     target_precompile_headers(qtool_test_pch PRIVATE <torch/torch.h> <gtest/gtest.h>)
   endif()
 endfunction()
@@ -17,7 +17,13 @@ function(qtool_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LINK_LIBRARIES;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main ${ARG_LINK_LIBRARIES})
-  if(QTOOL_USE_PCH AND TARGET qhost_core AND "qhost_core" IN_LIST ARG_LINK_LIBRARIES)
+  set(_links_host FALSE)
+  foreach(_lib IN LISTS ARG_LINK_LIBRARIES)
+    if(_lib MATCHES "^qhost_")
+      set(_links_host TRUE)
+    endif()
+  endforeach()
+  if(QTOOL_USE_PCH AND TARGET qhost_flags AND _links_host)
     _qtool_test_pch_target()
     target_precompile_headers(${name} REUSE_FROM qtool_test_pch)
   endif()

@@ -6,7 +6,7 @@
 #   tools/fuzz.sh [--seconds N] [--build-only] [--out DIR] [TARGET...]
 # TARGET: config (TOML experiment loading), plugin_stamp (ELF stamp reader),
 # idx (IDX reader, raw and gzip), image (JPEG / PNG decoders), checkpoint
-# (HDF5 checkpoint reader, host/src/checkpoint_h5.cpp), cifar (CIFAR binary
+# (HDF5 checkpoint reader, host/checkpoint/checkpoint_h5.cpp), cifar (CIFAR binary
 # records); default: all. Needs clang-14 and libclang-rt-14-dev (tools/install-deps.sh).
 # A crash leaves its input as DIR/<target>/crash-*: rerun it with
 #   DIR/<target>/<target>_fuzz DIR/<target>/crash-...
@@ -31,20 +31,20 @@ cxx=${CXX_FUZZ:-clang++-14}
 command -v "$cxx" >/dev/null || { echo "fuzz.sh: $cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$root/host/src" -I"$root/sdk/include" -I"$root/datasets/transforms_common/src" -I"$root/datasets/idx/src"
+       -I"$root/host" -I"$root/sdk/include" -I"$root/datasets/transforms_common/src" -I"$root/datasets/idx/src"
        -I"$root/datasets/cifar/src")
 # Sources and seed folders of each target.
 sources_of() {
   case "$1" in
-    config) echo "tests/fuzz/config_fuzz.cpp host/src/config.cpp host/src/config_writer.cpp host/src/sections.cpp
-                  host/src/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp sdk/src/roles.cpp" ;;
-    plugin_stamp) echo "tests/fuzz/plugin_stamp_fuzz.cpp host/src/plugin_stamp.cpp sdk/src/error.cpp" ;;
+    config) echo "tests/fuzz/config_fuzz.cpp host/config/config.cpp host/config/config_writer.cpp host/config/sections.cpp
+                  host/config/synthetic_stand_in.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp sdk/src/roles.cpp" ;;
+    plugin_stamp) echo "tests/fuzz/plugin_stamp_fuzz.cpp host/plugins/plugin_stamp.cpp sdk/src/error.cpp" ;;
     idx) echo "tests/fuzz/idx_fuzz.cpp datasets/idx/src/idx_file.cpp datasets/transforms_common/src/qdata/file_io.cpp
                sdk/src/error.cpp -lz" ;;
     image) echo "tests/fuzz/image_fuzz.cpp datasets/transforms_common/src/qdata/image_decode.cpp
                  datasets/transforms_common/src/qdata/jpeg_decode.cpp datasets/transforms_common/src/qdata/png_decode.cpp
                  sdk/src/error.cpp -ljpeg -lpng" ;;
-    checkpoint) echo "tests/fuzz/checkpoint_fuzz.cpp host/src/checkpoint_h5.cpp sdk/src/error.cpp
+    checkpoint) echo "tests/fuzz/checkpoint_fuzz.cpp host/checkpoint/checkpoint_h5.cpp sdk/src/error.cpp
                       -I/usr/include/hdf5/serial -lhdf5_serial" ;;
     cifar) echo "tests/fuzz/cifar_fuzz.cpp datasets/cifar/src/cifar_records.cpp sdk/src/error.cpp" ;;
     *) echo "fuzz.sh: unknown target '$1' (config, plugin_stamp, idx, image, checkpoint, cifar)" >&2; return 2 ;;

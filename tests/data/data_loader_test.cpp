@@ -1,7 +1,7 @@
 // data_loader_test.cpp - qhost::DataLoader: shards, shuffling, determinism
 // across worker counts, drop_last, error propagation, early shutdown.
 // SPDX-License-Identifier: Apache-2.0
-#include "data_loader.hpp"
+#include "data/data_loader.hpp"
 #include "plugin_harness.hpp"
 
 #include <qsdk/error.hpp>

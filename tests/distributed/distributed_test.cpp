@@ -1,9 +1,9 @@
 // Data-parallel training on loopback (Gloo): equivalence with one process,
 // identical replicas, a killed rank, resume, and both launch paths.
-#include "checkpoint.hpp"
-#include "dist_env.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "dist/dist_env.hpp"
+#include "dist/launcher.hpp"
 #include "files.hpp"
-#include "launcher.hpp"
 #include "run_qhost.hpp"
 
 #include <qsdk/error.hpp>

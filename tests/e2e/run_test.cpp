@@ -1,8 +1,8 @@
 // `qhost run` end to end on a tiny synthetic experiment: run-folder files,
 // exact resume (bitwise on CPU), `qhost eval` of a checkpoint, smoke runs.
-#include "checkpoint.hpp"
-#include "device.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "files.hpp"
+#include "platform/device.hpp"
 #include "run_qhost.hpp"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 // silently replaced, a folder has one run at a time, a resume refuses a
 // checkpoint without optimizer state and names changed configuration keys, a
 // diverged step never reaches the checkpoints, and a stalled batch times out.
-#include "checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "files.hpp"
 #include "run_qhost.hpp"
 

@@ -1,5 +1,5 @@
 // libFuzzer target: the checkpoint reader (issue 11), through its LibTorch-free
-// HDF5 layer (host/src/checkpoint_h5.hpp) that read_checkpoint() and so
+// HDF5 layer (host/checkpoint/checkpoint_h5.hpp) that read_checkpoint() and so
 // `qhost eval` use. The input is a file's bytes, written to a temporary file
 // (checkpoints are opened by path, as `qhost eval` does) and read three ways:
 // strictly against a small model (eval, resume), leniently (train.init_from)

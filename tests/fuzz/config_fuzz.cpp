@@ -9,11 +9,11 @@
 // Build (no LibTorch; join/did_you_mean come from this file instead of
 // errors.cpp, which needs c10):
 //   clang++-14 -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DQTOOL_VERSION='"fuzz"' \
-//     -Ihost/src -Isdk/include tests/fuzz/config_fuzz.cpp host/src/config.cpp host/src/config_writer.cpp \
-//     host/src/sections.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp -o build/config_fuzz
+//     -Ihost -Isdk/include tests/fuzz/config_fuzz.cpp host/config/config.cpp host/config/config_writer.cpp \
+//     host/config/sections.cpp sdk/src/value.cpp sdk/src/schema.cpp sdk/src/error.cpp -o build/config_fuzz
 //   build/config_fuzz -max_total_time=60 -rss_limit_mb=2048 -max_len=65536 tests/cli/data experiments
-#include "config.hpp"
-#include "errors.hpp"
+#include "config/config.hpp"
+#include "platform/errors.hpp"
 
 #include <qsdk/error.hpp>
 #include <qsdk/kind.hpp>

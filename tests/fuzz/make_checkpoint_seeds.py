@@ -3,7 +3,7 @@
 
 usage: make_checkpoint_seeds.py OUT_DIR
 
-Each file has qhost's layout (host/src/checkpoint.cpp: /meta attributes,
+Each file has qhost's layout (host/checkpoint/checkpoint.cpp: /meta attributes,
 /model and /optimizer datasets by slash path, /metrics/history_jsonl) for the
 small model that checkpoint_fuzz.cpp expects, so the fuzzer starts from files
 that pass every check and reach the data reads. A few variants cover the

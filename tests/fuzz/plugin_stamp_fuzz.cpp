@@ -2,10 +2,10 @@
 // plugin file; read_stamp_note() parses its ELF section headers before any
 // dlopen, so it must return a note or throw qsdk::Error on anything, never read
 // out of bounds or allocate without limit. Build (no LibTorch):
-//   clang++-14 -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Ihost/src -Isdk/include \
-//     tests/fuzz/plugin_stamp_fuzz.cpp host/src/plugin_stamp.cpp sdk/src/error.cpp -o build/plugin_stamp_fuzz
+//   clang++-14 -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Ihost -Isdk/include \
+//     tests/fuzz/plugin_stamp_fuzz.cpp host/plugins/plugin_stamp.cpp sdk/src/error.cpp -o build/plugin_stamp_fuzz
 //   build/plugin_stamp_fuzz -max_total_time=60 -rss_limit_mb=2048 <folder with a few libqplug_*.so>
-#include "plugin_stamp.hpp"
+#include "plugins/plugin_stamp.hpp"
 
 #include <qsdk/error.hpp>
 

@@ -1,7 +1,7 @@
 // qhost::LayerFactory: role policy, overrides, padding order, records, contexts.
 #include <torch/torch.h>
 
-#include "layer_factory.hpp"
+#include "quant/layer_factory.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>

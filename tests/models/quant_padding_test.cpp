@@ -4,8 +4,8 @@
 // itself; values and gradients must equal the explicit pad-then-quantize path.
 #include <torch/torch.h>
 
-#include "layer_factory.hpp"
-#include "quant_layers.hpp"
+#include "quant/layer_factory.hpp"
+#include "quant/quant_layers.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>

@@ -3,7 +3,7 @@
 // records the context it was made with.
 #pragma once
 
-#include "layer_factory.hpp"
+#include "quant/layer_factory.hpp"
 
 #include <qsdk/registrar.hpp>
 

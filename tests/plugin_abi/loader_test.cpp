@@ -1,10 +1,10 @@
 // Plugin loader: the good test plugin loads; every broken fixture is refused
 // with its exact user-facing message, and nothing of it stays registered.
-#include "errors.hpp"
 #include "expect_error.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
-#include "version_info.hpp"
+#include "platform/errors.hpp"
+#include "platform/version_info.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 
 #include <qsdk/version.hpp>
 

@@ -2,9 +2,9 @@
 // ELF files get clean errors, and a plugin whose static initialiser throws is
 // refused by the probe process instead of ending this one (issue 11).
 #include "expect_error.hpp"
-#include "plugin_loader.hpp"
-#include "plugin_stamp.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/plugin_stamp.hpp"
+#include "plugins/registry.hpp"
 
 #include <qsdk/error.hpp>
 

@@ -1,7 +1,7 @@
 // The bit packing of integer-model codes (docs/integer-model.md#bit-packing):
 // exact bytes for 1 and 3 bits (the documented LSB-first order), round trips
 // for every width, refusal of codes that do not fit.
-#include "bit_pack.hpp"
+#include "checkpoint/bit_pack.hpp"
 
 #include <qsdk/error.hpp>
 

@@ -1,6 +1,6 @@
 // HDF5 checkpoints: round trip with dtypes, errors naming file and entry,
 // crash safety of the atomic write, lenient initialisation, hostile files.
-#include "checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "expect_error.hpp"
 
 #include <qsdk/error.hpp>

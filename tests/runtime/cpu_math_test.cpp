@@ -1,7 +1,7 @@
 // CPU thread settings: at::parallel_for really runs in parallel in code built
 // against qtool::sdk (it needs -fopenmp), and set_flush_denormal reaches every
 // intra-op thread.
-#include "cpu_math.hpp"
+#include "platform/cpu_math.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

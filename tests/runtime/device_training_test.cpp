@@ -13,16 +13,16 @@
 
 #include <unistd.h>
 
-#include "checkpoint.hpp"
-#include "config.hpp"
-#include "data_loader.hpp"
-#include "device.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "config/config.hpp"
+#include "data/data_loader.hpp"
 #include "expect_error.hpp"
-#include "layer_factory.hpp"
-#include "optimizer.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
-#include "trainer.hpp"
+#include "platform/device.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "quant/layer_factory.hpp"
+#include "train/optimizer.hpp"
+#include "train/trainer.hpp"
 
 #include <qsdk/error.hpp>
 

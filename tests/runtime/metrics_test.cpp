@@ -1,5 +1,5 @@
 // Meters, top-k and the JSON records of metrics.jsonl.
-#include "metrics.hpp"
+#include "train/metrics.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

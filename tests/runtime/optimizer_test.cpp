@@ -1,7 +1,7 @@
 // Parameter groups (docs/training.md#parameter-groups-and-weight-decay) and the SGD / Adam updates
 // (docs/training.md#optimizers) against hand-computed values; optimizer state round trip.
-#include "optimizer.hpp"
-#include "param_groups.hpp"
+#include "train/optimizer.hpp"
+#include "train/param_groups.hpp"
 
 #include <qsdk/error.hpp>
 

@@ -8,9 +8,9 @@
 
 #include <unistd.h>
 
-#include "checkpoint.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 // private dlopen.
 #pragma once
 
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 
 #include <qsdk/kind.hpp>
 #include <qsdk/registrar.hpp>

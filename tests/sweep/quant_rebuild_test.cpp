@@ -2,11 +2,11 @@
 // the number of distinct quantized values follows a bits change, learned
 // state is carried over, option-derived state is not, the optimizer steps the
 // new tensors with its momentum kept, and the run's random sequence is untouched.
-#include "layer_factory.hpp"
-#include "optimizer.hpp"
-#include "plugin_loader.hpp"
-#include "quant_rebuild.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "quant/layer_factory.hpp"
+#include "quant/quant_rebuild.hpp"
+#include "train/optimizer.hpp"
 
 #include <qsdk/error.hpp>
 

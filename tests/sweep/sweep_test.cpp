@@ -1,9 +1,9 @@
 // `[[schedule]]`, `qhost sweep` and `qhost report` end to end: the qhost
 // binary on tiny synthetic runs (tiny_quant.toml, about a second each).
-#include "checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 #include "files.hpp"
-#include "optimizer.hpp"
 #include "run_qhost.hpp"
+#include "train/optimizer.hpp"
 
 #include <qsdk/error.hpp>
 

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 
 namespace {
 

@@ -2,10 +2,10 @@
 // graphs, numbers that used to escape as std::out_of_range, NaN in range
 // checks, control characters in resolved.toml, and relative paths resolved
 // against the file that names them whatever the current folder is.
-#include "config.hpp"
+#include "config/config.hpp"
 #include "expect_error.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 #include "test_files.hpp"
 
 #include <qsdk/error.hpp>

@@ -1,5 +1,5 @@
 // Config loading: extends (merge rules, locations, cycles), --set, syntax errors.
-#include "config.hpp"
+#include "config/config.hpp"
 #include "expect_error.hpp"
 #include "test_files.hpp"
 

@@ -1,8 +1,8 @@
 // Config validation against the host sections and the testkit plugin: every
 // problem kind, all problems at once with file:line:column, resolved output.
-#include "config.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "config/config.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 #include "test_files.hpp"
 
 #include <qsdk/error.hpp>

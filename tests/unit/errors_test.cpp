@@ -1,5 +1,5 @@
 // Did-you-mean and exit codes.
-#include "errors.hpp"
+#include "platform/errors.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 # Fails when a host source other than test_seams.cpp reads a QTOOL_TEST_*
-# variable itself: every test hook goes through host/src/test_seams.hpp, the
+# variable itself: every test hook goes through host/platform/test_seams.hpp, the
 # one seam a release build compiles out.
-#   cmake -DSRC=<host/src> -P no_stray_test_hooks.cmake
-file(GLOB _files ${SRC}/*.cpp ${SRC}/*.hpp)
+#   cmake -DSRC=<host> -P no_stray_test_hooks.cmake
+file(GLOB_RECURSE _files ${SRC}/*.cpp ${SRC}/*.hpp)
 set(_bad)
 foreach(_f IN LISTS _files)
   get_filename_component(_name ${_f} NAME)
@@ -16,6 +16,6 @@ foreach(_f IN LISTS _files)
 endforeach()
 if(_bad)
   string(REPLACE ";" "\n  " _msg "${_bad}")
-  message(FATAL_ERROR "QTOOL_TEST_* read outside host/src/test_seams.cpp (use test_seams::value):\n  ${_msg}")
+  message(FATAL_ERROR "QTOOL_TEST_* read outside host/platform/test_seams.cpp (use test_seams::value):\n  ${_msg}")
 endif()
 message(STATUS "every QTOOL_TEST_* hook goes through test_seams")

@@ -1,7 +1,7 @@
 // Registry: providers, duplicates, unknown names, and errors from factories
 // re-thrown with the component and its plugin in front.
-#include "registry.hpp"
 #include "expect_error.hpp"
+#include "plugins/registry.hpp"
 
 #include <torch/torch.h>
 

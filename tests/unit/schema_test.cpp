@@ -1,10 +1,10 @@
 // Option schemas: exclusive bounds (in_range, range_text, the validator's
 // message, `qhost describe`'s constraint), members of a base struct bound
 // without casts, and enum members bound by their spellings.
-#include "cli.hpp"
-#include "config.hpp"
+#include "cli/cli.hpp"
+#include "config/config.hpp"
 #include "expect_error.hpp"
-#include "registry.hpp"
+#include "plugins/registry.hpp"
 
 #include <qsdk/error.hpp>
 #include <qsdk/schema.hpp>

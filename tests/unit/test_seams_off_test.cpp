@@ -1,6 +1,6 @@
-// host/src/test_seams.cpp compiled as a release build compiles it (no
+// host/platform/test_seams.cpp compiled as a release build compiles it (no
 // QTOOL_TEST_SEAMS): no QTOOL_TEST_* variable reaches qhost.
-#include "test_seams.hpp"
+#include "platform/test_seams.hpp"
 
 #include <gtest/gtest.h>
 

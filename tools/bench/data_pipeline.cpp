@@ -10,9 +10,9 @@
 // libturbojpeg and removed afterwards. tools/bench/data_pipeline_reference.py
 // times the PIL + torch equivalent of torchvision's transforms on a --dir.
 // SPDX-License-Identifier: Apache-2.0
-#include "data_loader.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "data/data_loader.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
 #include "sample_files.hpp"
 
 #include <torch/torch.h>

@@ -5,11 +5,11 @@
 //   fakequant_forward CHECKPOINT.h5 [--batch N] [--iters K] [--threads T] [--set k=v]...
 // Prints one line `ms_per_batch <median of K timed forwards>` after 3 warm-up
 // forwards; the stand-in data (--synthetic) means no dataset files are needed.
-#include "checkpoint_model.hpp"
-#include "cpu_math.hpp"
-#include "logging.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "platform/cpu_math.hpp"
+#include "platform/logging.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "run/checkpoint_model.hpp"
 
 #include <qsdk/error.hpp>
 

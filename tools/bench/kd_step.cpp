@@ -10,15 +10,15 @@
 //
 //   kd_step [--threads 2] [--steps 10] [--only cifar|fmnist] [--fp-only]
 //   (plugins from $QTOOL_PLUGIN_PATH: resnet and kd, lsq for the LSQ student)
-#include "allocator.hpp"
-#include "checkpoint.hpp"
-#include "cpu_math.hpp"
-#include "layer_factory.hpp"
-#include "logging.hpp"
-#include "optimizer.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
-#include "trainer.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "platform/allocator.hpp"
+#include "platform/cpu_math.hpp"
+#include "platform/logging.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "quant/layer_factory.hpp"
+#include "train/optimizer.hpp"
+#include "train/trainer.hpp"
 
 #include <qsdk/error.hpp>
 

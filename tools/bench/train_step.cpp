@@ -7,13 +7,13 @@
 //   (denormals are flushed to zero as qhost does, unless --keep-denormals)
 //   (--profile writes PREFIX_<case>_{fp,lsq}.json: chrome traces of two more steps)
 //   (plugins from $QTOOL_PLUGIN_PATH; the quantized variants need plugin lsq)
-#include "allocator.hpp"
-#include "cpu_math.hpp"
-#include "layer_factory.hpp"
-#include "logging.hpp"
-#include "optimizer.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "platform/allocator.hpp"
+#include "platform/cpu_math.hpp"
+#include "platform/logging.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "quant/layer_factory.hpp"
+#include "train/optimizer.hpp"
 
 #include <qsdk/error.hpp>
 

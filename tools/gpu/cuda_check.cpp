@@ -11,9 +11,9 @@
 #include <functional>
 #include <map>
 
-#include "layer_factory.hpp"
-#include "plugin_loader.hpp"
-#include "registry.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "plugins/registry.hpp"
+#include "quant/layer_factory.hpp"
 
 namespace qc = qplug_quant_common;
 

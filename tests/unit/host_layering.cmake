@@ -1,0 +1,57 @@
+# Fails when a host area includes a header of an area it may not use, or when
+# a CMake file outside host/ compiles a host source by path: the areas of
+# host/ depend one way (host/CMakeLists.txt, docs/README.md#host).
+#   cmake -DROOT=<repository> -P host_layering.cmake
+cmake_minimum_required(VERSION 3.22)
+set(_order platform plugins quant config data dist checkpoint train run export sweep cli)
+# Every area an area may include (besides itself).
+set(_allowed_platform "")
+set(_allowed_plugins platform)
+set(_allowed_quant platform plugins)
+set(_allowed_config platform plugins quant)
+set(_allowed_data platform plugins quant config)
+set(_allowed_dist platform)
+set(_allowed_checkpoint platform plugins quant)
+set(_allowed_train platform plugins quant config data dist checkpoint)
+set(_allowed_run platform plugins quant config data dist checkpoint train)
+set(_allowed_export platform plugins quant config data dist checkpoint train run)
+set(_allowed_sweep platform plugins quant config)
+set(_allowed_cli ${_order})
+
+set(_bad)
+foreach(_area IN LISTS _order)
+  file(GLOB_RECURSE _files ${ROOT}/host/${_area}/*.cpp ${ROOT}/host/${_area}/*.hpp)
+  if(NOT _files)
+    list(APPEND _bad "host/${_area}: no sources (an area was renamed? update this check)")
+  endif()
+  foreach(_f IN LISTS _files)
+    file(STRINGS ${_f} _includes REGEX "^#include \"[a-z_]+/")
+    foreach(_inc IN LISTS _includes)
+      string(REGEX REPLACE "^#include \"([a-z_]+)/.*" "\\1" _dep "${_inc}")
+      if(_dep STREQUAL _area OR NOT _dep IN_LIST _order)
+        continue()
+      endif()
+      if(NOT _dep IN_LIST _allowed_${_area})
+        file(RELATIVE_PATH _rel ${ROOT} ${_f})
+        list(APPEND _bad "${_rel}: ${_inc} (area ${_area} may not use ${_dep})")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+# Tests and tools link an area's library; they never compile its sources.
+file(GLOB_RECURSE _cmake_files ${ROOT}/tests/CMakeLists.txt ${ROOT}/tools/CMakeLists.txt ${ROOT}/tools/*.cmake
+     ${ROOT}/tests/*.cmake ${ROOT}/plugins/CMakeLists.txt ${ROOT}/datasets/CMakeLists.txt)
+foreach(_f IN LISTS _cmake_files)
+  file(STRINGS ${_f} _hits REGEX "(DIR|ROOT)}/host/[a-z_]+/[a-z_/]+\\.cpp")
+  if(_hits)
+    file(RELATIVE_PATH _rel ${ROOT} ${_f})
+    list(APPEND _bad "${_rel}: compiles a host source by path: ${_hits}")
+  endif()
+endforeach()
+
+if(_bad)
+  string(REPLACE ";" "\n  " _msg "${_bad}")
+  message(FATAL_ERROR "host layering broken:\n  ${_msg}")
+endif()
+message(STATUS "host areas include only the areas below them; nothing compiles a host source by path")
