@@ -172,6 +172,33 @@ TEST(CifarReader, Cifar100FineAndCoarse) {
   EXPECT_NEAR(get(fine, 0).image[1][0][1].item<float>(), norm(3 + 50 + 1, 0.4822, 0.1994), 1e-5);
 }
 
+// variant, label and pad_mode are enums: an unknown spelling is a config error
+// about that key listing the allowed spellings, before any file is read.
+TEST(CifarReader, UnknownEnumValuesListTheAllowedValues) {
+  TempDir dir("cenum");
+  struct Enum {
+    std::string plugin, option, bad, allowed;
+  };
+  for (const Enum& e : {Enum{"cifar", "variant", "cifar-100", "\"cifar10\", \"cifar100\""},
+                        Enum{"cifar", "label", "Coarse", "\"fine\", \"coarse\""},
+                        Enum{"cifar", "pad_mode", "reflection", "\"reflect\", \"zero\""},
+                        Enum{"imagefolder", "pad_mode", "zeros", "\"reflect\", \"zero\""}}) {
+    SCOPED_TRACE(e.plugin + "." + e.option);
+    const auto* field = qdata_test::dataset_spec(e.plugin, e.plugin).schema.find(e.option);
+    ASSERT_NE(field, nullptr);
+    EXPECT_EQ(field->type, qsdk::FieldType::enumeration);
+    try {
+      make_dataset(e.plugin, e.plugin, {{"root", dir.path()}, {e.option, e.bad}}, true);
+      ADD_FAILURE() << "no error";
+    } catch (const qsdk::Error& err) {
+      EXPECT_EQ(err.category(), qsdk::ErrorCategory::config) << err.what();
+      EXPECT_EQ(err.place(), e.option) << err.what();
+      EXPECT_EQ(err.message(), "\"" + e.bad + "\" is not one of " + e.allowed) << err.what();
+      EXPECT_EQ(err.hint(), "allowed values: " + e.allowed) << err.what();
+    }
+  }
+}
+
 TEST(CifarReader, TruncatedAndMissingFiles) {
   TempDir dir("cbad");
   auto rec = cifar_records(3, false, 0);

@@ -181,7 +181,7 @@ TEST(Transforms, ReflectPadRandomCropFlipAndNormalize) {
   const auto flipped = t.apply(img.view(), p);
   EXPECT_TRUE(torch::equal(flipped, out.flip({2})));
   // Zero padding.
-  o.pad_mode = "zero";
+  o.pad_mode = qt::PadMode::zero;
   qt::Transform tz(o, true, 1);
   p.flip = false;
   const auto z = tz.apply(img.view(), p);

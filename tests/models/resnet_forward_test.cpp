@@ -163,6 +163,58 @@ TEST(ModelErrors, BadOptionCombinationsAreConfigErrors) {
   expect_config_error("resnet", Table{{"f0x0", true}}, "f0x0");
 }
 
+// `"a", "b"`, as the schema lists an enum option's allowed values.
+std::string quoted(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "\"" : ", \"") + n + "\"";
+  return out;
+}
+
+// The option-valued keys are enums: an unknown spelling is a config error about
+// that key listing the allowed spellings (before any layer is built), and the
+// schema carries the same list for `qhost describe`.
+TEST(ModelErrors, UnknownEnumValuesListTheAllowedValues) {
+  const std::vector<std::string> orders{"cbsa", "cbas", "cabs", "bacs", "bcas"};
+  const std::vector<std::string> stems{"auto", "imagenet", "cifar", "tresnet", "tresnet_maxpool"};
+  const std::vector<std::string> norms{"batchnorm",  "static_bn",     "freeze_bn",
+                                       "reverse_bn", "instance_norm", "group_norm"};
+  const std::vector<std::string> acts{"relu", "prelu", "none", "relu6", "leaky_relu"};
+  struct Enum {
+    std::string plugin, option, bad, default_value;
+    std::vector<std::string> allowed;
+  };
+  std::vector<Enum> enums{
+      {"torch_resnet", "norm", "batch_norm", "batchnorm", norms},
+      {"torch_resnet", "activation", "ReLU", "relu", acts},
+      {"groupnet_resnet", "order", "cbsa ", "cabs", {"cabs", "cbsa", "cbas", "bacs", "bcas"}},
+  };
+  for (const char* flexible : {"resnet", "bireal_resnet", "prone_resnet", "fixup_resnet"}) {
+    enums.push_back({flexible, "order", "abcs", "cbsa", orders});
+    enums.push_back({flexible, "stem", "tresnet-maxpool", "auto", stems});
+    enums.push_back({flexible, "norm", "bn", "batchnorm", norms});
+    // Bi-Real's default is the reference's NReLU.
+    enums.push_back(
+        {flexible, "activation", "nrelu", std::string(flexible) == "bireal_resnet" ? "none" : "relu", acts});
+  }
+  for (const auto& e : enums) {
+    SCOPED_TRACE(e.plugin + "." + e.option);
+    const auto* field = qtest::model_spec(e.plugin).schema.find(e.option);
+    ASSERT_NE(field, nullptr);
+    EXPECT_EQ(field->type, qsdk::FieldType::enumeration);
+    EXPECT_EQ(field->allowed, e.allowed);
+    EXPECT_EQ(field->default_value.as_string(), e.default_value);
+    try {
+      fp_model(e.plugin, Table{{e.option, e.bad}});
+      ADD_FAILURE() << "no error";
+    } catch (const qsdk::Error& err) {
+      EXPECT_EQ(err.category(), qsdk::ErrorCategory::config) << err.what();
+      EXPECT_EQ(err.place(), e.option) << err.what();
+      EXPECT_EQ(err.message(), "\"" + e.bad + "\" is not one of " + quoted(e.allowed)) << err.what();
+      EXPECT_EQ(err.hint(), "allowed values: " + quoted(e.allowed)) << err.what();
+    }
+  }
+}
+
 TEST(ModelSchemas, EveryPluginDocumentsEveryOption) {
   for (const char* name : {"torch_resnet", "resnet", "bireal_resnet", "groupnet_resnet", "prone_resnet", "fixup_resnet"}) {
     const auto& spec = qtest::model_spec(name);

@@ -21,17 +21,16 @@ qsdk::Schema<CifarOptions> CifarOptions::schema() {
   s.field("root", &CifarOptions::root, "folder holding the .bin files (or cifar-10-batches-bin / cifar-100-binary)")
       .required()
       .path();
-  s.field("variant", &CifarOptions::variant, "which dataset").one_of({"cifar10", "cifar100"});
-  s.field("label", &CifarOptions::label, "CIFAR-100 label set: fine (100 classes) or coarse (20)")
-      .one_of({"fine", "coarse"});
+  s.field("variant", &CifarOptions::variant, "which dataset", variant_names());
+  s.field("label", &CifarOptions::label, "CIFAR-100 label set: fine (100 classes) or coarse (20)", label_names());
   qplug_transforms::add_transform_fields(s);
   return s;
 }
 
 CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& context)
     : options_(std::move(options)), transform_(static_cast<const TransformOptions&>(options_), context.train, 3) {
-  const bool c100 = options_.variant == "cifar100";
-  const CifarFormat format{c100, c100 && options_.label == "coarse"};
+  const bool c100 = options_.variant == CifarVariant::cifar100;
+  const CifarFormat format{c100, c100 && options_.label == CifarLabel::coarse};
   num_classes_ = c100 ? (format.coarse ? 20 : 100) : 10;
 
   std::vector<std::string> names;
@@ -66,8 +65,9 @@ CifarDataset::CifarDataset(CifarOptions options, const qsdk::DatasetContext& con
     // Checks the size again: the file may have changed since.
     decode_cifar_records(bytes.data(), bytes.size(), format, path, labels_, pixels_);
   }
-  description_ = options_.variant + " " + (context.train ? "train" : "test") + " (" + dir +
-                 "): " + std::to_string(labels_.size()) + " images, " + std::to_string(num_classes_) + " classes";
+  description_ = qsdk::enum_spelling(variant_names(), options_.variant) + " " + (context.train ? "train" : "test") +
+                 " (" + dir + "): " + std::to_string(labels_.size()) + " images, " + std::to_string(num_classes_) +
+                 " classes";
 }
 
 qsdk::Example CifarDataset::get(int64_t index, std::mt19937_64& rng) const {

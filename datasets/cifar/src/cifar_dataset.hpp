@@ -12,6 +12,26 @@
 
 namespace qplug_cifar {
 
+/// `variant`: which CIFAR.
+enum class CifarVariant { cifar10, cifar100 };
+/// `label`: the CIFAR-100 label set.
+enum class CifarLabel {
+  fine,    ///< 100 classes
+  coarse,  ///< 20 superclasses
+};
+
+/// The TOML spellings of `variant`.
+inline const qsdk::EnumNames<CifarVariant>& variant_names() {
+  static const qsdk::EnumNames<CifarVariant> names{{"cifar10", CifarVariant::cifar10},
+                                                   {"cifar100", CifarVariant::cifar100}};
+  return names;
+}
+/// The TOML spellings of `label`.
+inline const qsdk::EnumNames<CifarLabel>& label_names() {
+  static const qsdk::EnumNames<CifarLabel> names{{"fine", CifarLabel::fine}, {"coarse", CifarLabel::coarse}};
+  return names;
+}
+
 /// Options of `dataset/cifar`. Transform defaults are the reference's CIFAR
 /// pipeline (docs/training.md#data-pipelines): train 4-pixel reflect pad + random 32x32 crop + flip,
 /// eval none; CIFAR mean/std.
@@ -25,15 +45,15 @@ namespace qplug_cifar {
 /// ```
 struct CifarOptions : qplug_transforms::TransformOptions {
   std::string root;                 ///< folder with the .bin files (or its parent)
-  std::string variant = "cifar10";  ///< cifar10 | cifar100
-  std::string label = "fine";       ///< cifar100: fine (100 classes) | coarse (20)
+  CifarVariant variant = CifarVariant::cifar10;  ///< cifar10 | cifar100
+  CifarLabel label = CifarLabel::fine;           ///< cifar100: fine (100 classes) | coarse (20)
 
   CifarOptions() {
     size = 32;
     random_resized_crop = false;
     resize = 0;
     pad = 4;
-    pad_mode = "reflect";
+    pad_mode = qplug_transforms::PadMode::reflect;
     flip = true;
     mean = qplug_transforms::kCifarMean;
     stddev = qplug_transforms::kCifarStd;

@@ -25,15 +25,15 @@ namespace rc = qplug_resnet_common;
 struct BirealResNetOptions : rc::FlexibleConfig {
   BirealResNetOptions() {
     origin = false;
-    order = "cbsa";
+    order = rc::Order::cbsa;
     fix_pooling = true;
     singleconv = true;
-    activation = "none";
+    activation = rc::Act::none;
   }
   static qsdk::Schema<BirealResNetOptions> schema() {
     qsdk::Schema<BirealResNetOptions> s(
         "Bi-Real ResNet: flexible BasicBlock ResNet with a shortcut around every conv");
-    rc::fields::structure(s, {"cbsa", "cbas", "cabs", "bacs", "bcas"}, true);
+    rc::fields::structure(s, rc::kOrders, true);
     rc::fields::keywords(s);
     return s;
   }

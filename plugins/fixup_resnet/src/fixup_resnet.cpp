@@ -25,7 +25,7 @@ struct FixupResNetOptions : rc::FlexibleConfig {
   FixupResNetOptions() {
     fixup = true;
     fixup_bias = true;
-    order = "cbsa";
+    order = rc::Order::cbsa;
     origin = true;
     fix_pooling = true;
     singleconv = true;
@@ -33,7 +33,7 @@ struct FixupResNetOptions : rc::FlexibleConfig {
   }
   static qsdk::Schema<FixupResNetOptions> schema() {
     qsdk::Schema<FixupResNetOptions> s("Fixup ResNet: no normalisation, Fixup scalar scale/biases and init");
-    rc::fields::structure(s, {"cbsa", "cbas", "cabs", "bacs", "bcas"}, false);
+    rc::fields::structure(s, rc::kOrders, false);
     s.field("fix", rc::fields::member<FixupResNetOptions>(&rc::FlexibleConfig::fix),
             "activation after the residual add (false: after the second conv, the reference without fix)")
         .field("singleconv", rc::fields::member<FixupResNetOptions>(&rc::FlexibleConfig::singleconv),

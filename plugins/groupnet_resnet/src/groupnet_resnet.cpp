@@ -25,7 +25,7 @@ namespace rc = qplug_resnet_common;
 struct GroupNetResNetOptions : rc::FlexibleConfig {
   GroupNetResNetOptions() {
     origin = false;
-    order = "cabs";
+    order = rc::Order::cabs;
     fix = true;
     singleconv = true;
     group_net = true;
@@ -33,7 +33,9 @@ struct GroupNetResNetOptions : rc::FlexibleConfig {
   }
   static qsdk::Schema<GroupNetResNetOptions> schema() {
     qsdk::Schema<GroupNetResNetOptions> s("Group-Net ResNet: parallel binary branches per block");
-    rc::fields::structure(s, {"cabs", "cbsa", "cbas", "bacs", "bcas"}, true);
+    // Its default, cabs, listed first.
+    rc::fields::structure(s, {rc::Order::cabs, rc::Order::cbsa, rc::Order::cbas, rc::Order::bacs, rc::Order::bcas},
+                          true);
     rc::fields::keywords(s);
     s.field("base", rc::fields::member<GroupNetResNetOptions>(&rc::FlexibleConfig::base),
             "parallel branches per block (1 = a plain flexible block)")

@@ -26,7 +26,7 @@ struct ProneResNetOptions : rc::FlexibleConfig {
   ProneResNetOptions() {
     prone = true;
     no_prone_downsample = true;
-    order = "cbsa";
+    order = rc::Order::cbsa;
     origin = true;
     fix_pooling = true;
     singleconv = true;
@@ -34,7 +34,7 @@ struct ProneResNetOptions : rc::FlexibleConfig {
   }
   static qsdk::Schema<ProneResNetOptions> schema() {
     qsdk::Schema<ProneResNetOptions> s("Prone ResNet: Point-wise and Reshape Only convolutions");
-    rc::fields::structure(s, {"cbsa", "cbas", "cabs", "bacs", "bcas"}, false);
+    rc::fields::structure(s, rc::kOrders, false);
     rc::fields::keywords(s);
     rc::fields::origin(s);
     rc::fields::prone(s);

@@ -27,7 +27,7 @@ namespace rc = qplug_resnet_common;
 /// ```
 struct ResNetOptions : rc::FlexibleConfig {
   ResNetOptions() {
-    order = "cbsa";
+    order = rc::Order::cbsa;
     origin = true;
     fix_pooling = true;
     singleconv = true;
@@ -37,7 +37,7 @@ struct ResNetOptions : rc::FlexibleConfig {
     qsdk::Schema<ResNetOptions> s(
         "Flexible ResNet (ImageNet 18/34/50/101, CIFAR 20/32/44/56): unit orders, pre-activation, "
         "shortcut styles, TResNet/CIFAR stems, width multiplier, lossless down-sampling");
-    rc::fields::structure(s, {"cbsa", "cbas", "cabs", "bacs", "bcas"}, false);
+    rc::fields::structure(s, rc::kOrders, false);
     rc::fields::keywords(s);
     rc::fields::origin(s);
     s.field("group_net", rc::fields::member<ResNetOptions>(&rc::FlexibleConfig::group_net),

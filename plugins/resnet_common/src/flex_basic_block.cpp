@@ -83,9 +83,8 @@ bool pre_act_order(Order o) { return o == Order::bacs || o == Order::bcas; }
 
 }  // namespace
 
-FlexBasicBlockImpl::FlexBasicBlockImpl(const FlexibleConfig& cfg, const BlockSpec& spec,
-                                       qsdk::LayerFactory& layers)
-    : cfg_(cfg), order_(parse_order(cfg.order)) {
+FlexBasicBlockImpl::FlexBasicBlockImpl(const FlexibleConfig& cfg, const BlockSpec& spec, qsdk::LayerFactory& layers)
+    : cfg_(cfg), order_(cfg.order) {
   int64_t in = spec.inplanes;
   int64_t stride = spec.stride;
   const int64_t planes = spec.planes;

@@ -13,9 +13,8 @@ torch::Tensor add_bias(const torch::Tensor& x, const torch::Tensor& bias) {
 
 }  // namespace
 
-FlexBottleneckImpl::FlexBottleneckImpl(const FlexibleConfig& cfg, const BlockSpec& spec,
-                                       qsdk::LayerFactory& layers)
-    : cfg_(cfg), order_(parse_order(cfg.order)) {
+FlexBottleneckImpl::FlexBottleneckImpl(const FlexibleConfig& cfg, const BlockSpec& spec, qsdk::LayerFactory& layers)
+    : cfg_(cfg), order_(cfg.order) {
   const int64_t in = spec.inplanes, planes = spec.planes, stride = spec.stride, out = 4 * planes;
   const int64_t extra = extra_padding(cfg, stride, spec.resolution);
   // The reference special-cases only `bacs`; `bcas` also normalises the block

@@ -6,13 +6,26 @@
 
 namespace qplug_resnet_common {
 
-Order parse_order(const std::string& order) {
-  if (order == "cbas") return Order::cbas;
-  if (order == "cbsa") return Order::cbsa;
-  if (order == "cabs") return Order::cabs;
-  if (order == "bacs") return Order::bacs;
-  if (order == "bcas") return Order::bcas;
-  qsdk::config_error("order", "unknown unit order '" + order + "'", "use cbsa, cbas, cabs, bacs or bcas");
+qsdk::EnumNames<Order> order_names(const std::vector<Order>& keep) {
+  static const qsdk::EnumNames<Order> all{{"cbas", Order::cbas},
+                                          {"cbsa", Order::cbsa},
+                                          {"cabs", Order::cabs},
+                                          {"bacs", Order::bacs},
+                                          {"bcas", Order::bcas}};
+  qsdk::EnumNames<Order> out;
+  for (Order k : keep)
+    for (const auto& entry : all)
+      if (entry.second == k) out.push_back(entry);
+  return out;
+}
+
+const qsdk::EnumNames<Stem>& stem_names() {
+  static const qsdk::EnumNames<Stem> names{{"auto", Stem::automatic},
+                                           {"imagenet", Stem::imagenet},
+                                           {"cifar", Stem::cifar},
+                                           {"tresnet", Stem::tresnet},
+                                           {"tresnet_maxpool", Stem::tresnet_maxpool}};
+  return names;
 }
 
 const std::vector<int64_t>& flexible_depths() {
@@ -38,7 +51,6 @@ StageTable flexible_stages(int64_t depth) {
 
 void FlexibleConfig::validate() const {
   const StageTable table = flexible_stages(depth);
-  parse_order(order);
   if (stem_kernel != 1 && stem_kernel != 3) qsdk::config_error("stem_kernel", "must be 1 or 3");
   if (width_alpha <= 0.0 || static_cast<int64_t>(64 * width_alpha) < 1)
     qsdk::config_error("width_alpha", "gives fewer than one stem channel", "use width_alpha >= 1/64");

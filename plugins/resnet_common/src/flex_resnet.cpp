@@ -23,21 +23,21 @@ FlexibleResNetImpl::FlexibleResNetImpl(const FlexibleConfig& cfg, const qsdk::Mo
   const int64_t in_channels = ctx.input_shape[0];
   int64_t resolution = ctx.input_shape[1];
   const StageTable table = flexible_stages(cfg_.depth);
-  stem_ = cfg_.stem == "auto" ? (resolution <= 64 ? "cifar" : "imagenet") : cfg_.stem;
+  stem_ = cfg_.stem == Stem::automatic ? (resolution <= 64 ? Stem::cifar : Stem::imagenet) : cfg_.stem;
   const int64_t inplanes = static_cast<int64_t>(64 * cfg_.width_alpha);
 
   // Stem (docs/models.md#stem-stages-and-head). The stem conv is always made with role `stem` (FP by default).
-  if (stem_ == "cifar") {
+  if (stem_ == Stem::cifar) {
     conv1_ = torch::nn::AnyModule(register_module(
         "conv1", layers.conv2d("conv1", qsdk::LayerRole::stem, conv_options(in_channels, inplanes, 3, 1, 1))));
-  } else if (stem_ == "tresnet" || stem_ == "tresnet_maxpool") {
-    const int64_t r = stem_ == "tresnet" ? 4 : 2;
+  } else if (stem_ == Stem::tresnet || stem_ == Stem::tresnet_maxpool) {
+    const int64_t r = stem_ == Stem::tresnet ? 4 : 2;
     const int64_t k = cfg_.stem_kernel;
     conv1_ = torch::nn::AnyModule(register_module(
         "conv1", SpaceToDepthConv(layers, "conv1", qsdk::LayerRole::stem, r,
                                   conv_options(in_channels * r * r, inplanes, k, 1, k / 2))));
     resolution /= r;
-    maxpool_ = stem_ == "tresnet_maxpool";
+    maxpool_ = stem_ == Stem::tresnet_maxpool;
   } else {
     conv1_ = torch::nn::AnyModule(register_module(
         "conv1", layers.conv2d("conv1", qsdk::LayerRole::stem, conv_options(in_channels, inplanes, 7, 2, 3))));

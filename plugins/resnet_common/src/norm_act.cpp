@@ -62,46 +62,57 @@ TORCH_MODULE(ReverseBatchNorm);
 
 }  // namespace
 
-const std::vector<std::string>& norm_kinds() {
-  static const std::vector<std::string> kinds{"batchnorm",  "static_bn",     "freeze_bn",
-                                              "reverse_bn", "instance_norm", "group_norm"};
-  return kinds;
+const qsdk::EnumNames<Norm>& norm_names() {
+  static const qsdk::EnumNames<Norm> names{{"batchnorm", Norm::batchnorm},         {"static_bn", Norm::static_bn},
+                                           {"freeze_bn", Norm::freeze_bn},         {"reverse_bn", Norm::reverse_bn},
+                                           {"instance_norm", Norm::instance_norm}, {"group_norm", Norm::group_norm}};
+  return names;
 }
 
-const std::vector<std::string>& act_kinds() {
-  static const std::vector<std::string> kinds{"relu", "prelu", "none", "relu6", "leaky_relu"};
-  return kinds;
+const qsdk::EnumNames<Act>& act_names() {
+  static const qsdk::EnumNames<Act> names{{"relu", Act::relu},
+                                          {"prelu", Act::prelu},
+                                          {"none", Act::none},
+                                          {"relu6", Act::relu6},
+                                          {"leaky_relu", Act::leaky_relu}};
+  return names;
 }
 
-torch::nn::AnyModule make_norm(const std::string& kind, int64_t channels, int64_t groups) {
-  // Through the SDK so `[distributed] sync_bn` can swap in a synchronised batch norm.
-  if (kind == "batchnorm") return qsdk::make_batch_norm2d(torch::nn::BatchNorm2dOptions(channels));
-  if (kind == "static_bn") return torch::nn::AnyModule(StaticBatchNorm(channels));
-  if (kind == "freeze_bn") return torch::nn::AnyModule(FrozenBatchNorm(channels));
-  if (kind == "reverse_bn") return torch::nn::AnyModule(ReverseBatchNorm(channels));
-  if (kind == "instance_norm") return torch::nn::AnyModule(torch::nn::InstanceNorm2d(channels));
-  if (kind == "group_norm") {
-    // The reference takes the group count from fm_quant_group and crashes when unset;
-    // here it is an explicit option that must divide every normalised width.
-    if (groups <= 0 || channels % groups != 0)
-      qsdk::config_error("norm_groups",
-                         "group_norm needs norm_groups > 0 dividing " + std::to_string(channels) +
-                             " channels (got " + std::to_string(groups) + ")",
-                         "set norm_groups to a divisor of every stage width, e.g. 8");
-    return torch::nn::AnyModule(torch::nn::GroupNorm(groups, channels));
+torch::nn::AnyModule make_norm(Norm kind, int64_t channels, int64_t groups) {
+  switch (kind) {
+    case Norm::batchnorm:
+      // Through the SDK so `[distributed] sync_bn` can swap in a synchronised batch norm.
+      return qsdk::make_batch_norm2d(torch::nn::BatchNorm2dOptions(channels));
+    case Norm::static_bn: return torch::nn::AnyModule(StaticBatchNorm(channels));
+    case Norm::freeze_bn: return torch::nn::AnyModule(FrozenBatchNorm(channels));
+    case Norm::reverse_bn: return torch::nn::AnyModule(ReverseBatchNorm(channels));
+    case Norm::instance_norm: return torch::nn::AnyModule(torch::nn::InstanceNorm2d(channels));
+    case Norm::group_norm:
+      // The reference takes the group count from fm_quant_group and crashes when unset;
+      // here it is an explicit option that must divide every normalised width.
+      if (groups <= 0 || channels % groups != 0)
+        qsdk::config_error("norm_groups",
+                           "group_norm needs norm_groups > 0 dividing " + std::to_string(channels) + " channels (got " +
+                               std::to_string(groups) + ")",
+                           "set norm_groups to a divisor of every stage width, e.g. 8");
+      return torch::nn::AnyModule(torch::nn::GroupNorm(groups, channels));
   }
-  qsdk::config_error("norm", "unknown normalisation '" + kind + "'",
+  // Only a value cast from outside the enum gets here: the schema binds spellings only.
+  qsdk::config_error("norm", "unknown normalisation " + std::to_string(static_cast<int>(kind)),
                      "use batchnorm, static_bn, freeze_bn, reverse_bn, instance_norm or group_norm");
 }
 
-torch::nn::AnyModule make_act(const std::string& kind) {
-  if (kind == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
-  if (kind == "prelu") return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions().init(0.25)));
-  if (kind == "none") return torch::nn::AnyModule(torch::nn::Identity());
-  if (kind == "relu6") return torch::nn::AnyModule(torch::nn::ReLU6());
-  if (kind == "leaky_relu")
-    return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
-  qsdk::config_error("activation", "unknown activation '" + kind + "'",
+torch::nn::AnyModule make_act(Act kind) {
+  switch (kind) {
+    case Act::relu: return torch::nn::AnyModule(torch::nn::ReLU());
+    case Act::prelu: return torch::nn::AnyModule(torch::nn::PReLU(torch::nn::PReLUOptions().init(0.25)));
+    case Act::none: return torch::nn::AnyModule(torch::nn::Identity());
+    case Act::relu6: return torch::nn::AnyModule(torch::nn::ReLU6());
+    case Act::leaky_relu:
+      return torch::nn::AnyModule(torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(0.01)));
+  }
+  // Only a value cast from outside the enum gets here: the schema binds spellings only.
+  qsdk::config_error("activation", "unknown activation " + std::to_string(static_cast<int>(kind)),
                      "use relu, prelu, none, relu6 or leaky_relu");
 }
 

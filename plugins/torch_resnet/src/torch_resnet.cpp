@@ -22,13 +22,11 @@ struct TorchResNetOptions : qplug_resnet_common::VanillaConfig {
     return qsdk::Schema<O>("torchvision ResNet (BasicBlock 18/34, Bottleneck V1.5 50/101), torchvision parameter names")
         .field("depth", static_cast<int64_t O::*>(&B::depth), "network depth: 18, 34, 50 or 101")
         .range(18, 101)
-        .field("norm", static_cast<std::string O::*>(&B::norm), "normalisation layer")
-        .one_of(qplug_resnet_common::norm_kinds())
+        .field("norm", &B::norm, "normalisation layer", qplug_resnet_common::norm_names())
         .field("norm_groups", static_cast<int64_t O::*>(&B::norm_groups), "groups of norm = group_norm")
         .at_least(0)
-        .field("activation", static_cast<std::string O::*>(&B::activation),
-               "activation: relu, prelu, none (NReLU), relu6, leaky_relu")
-        .one_of(qplug_resnet_common::act_kinds())
+        .field("activation", &B::activation, "activation: relu, prelu, none (NReLU), relu6, leaky_relu",
+               qplug_resnet_common::act_names())
         .field("caffe_pooling", static_cast<bool O::*>(&B::caffe_pooling),
                "stem max-pool kernel 3 stride 2 without padding, ceil mode (caffe-pooling)")
         .field("zero_init_residual", static_cast<bool O::*>(&B::zero_init_residual),

@@ -198,7 +198,7 @@ torch::Tensor Transform::apply(const ImageView& image, const Plan& plan) const {
   const int64_t pw = src.width + 2 * plan.pad, ph = src.height + 2 * plan.pad;
   const int64_t ow = plan.crop_w > 0 ? plan.crop_w : pw;
   const int64_t oh = plan.crop_h > 0 ? plan.crop_h : ph;
-  const bool reflect = options_.pad_mode == "reflect" && plan.pad > 0;
+  const bool reflect = options_.pad_mode == PadMode::reflect && plan.pad > 0;
   std::vector<int64_t> xs(static_cast<size_t>(ow));
   for (int64_t x = 0; x < ow; ++x) {
     const int64_t xx = plan.flip ? ow - 1 - x : x;

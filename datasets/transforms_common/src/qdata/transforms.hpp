@@ -27,6 +27,18 @@ inline const std::vector<double> kCifarMean{0.4914, 0.4822, 0.4465};
 /// CIFAR standard deviations.
 inline const std::vector<double> kCifarStd{0.2023, 0.1994, 0.2010};
 
+/// `pad_mode`: how `pad` fills the border.
+enum class PadMode {
+  reflect,  ///< mirror without repeating the edge pixel (numpy/torchvision "reflect")
+  zero,     ///< zeros
+};
+
+/// The TOML spellings of `pad_mode`.
+inline const qsdk::EnumNames<PadMode>& pad_mode_names() {
+  static const qsdk::EnumNames<PadMode> names{{"reflect", PadMode::reflect}, {"zero", PadMode::zero}};
+  return names;
+}
+
 /// Transform options common to the image datasets. A dataset's options struct
 /// derives from this and sets its own defaults in its constructor; the fields
 /// are exposed in its schema by add_transform_fields().
@@ -54,7 +66,7 @@ struct TransformOptions {
   std::vector<double> ratio{3.0 / 4.0, 4.0 / 3.0};  ///< RandomResizedCrop aspect range
   int64_t resize = 256;                             ///< shorter side before cropping; 0 = none
   int64_t pad = 0;                                  ///< train: border before the random crop
-  std::string pad_mode = "reflect";                 ///< reflect | zero
+  PadMode pad_mode = PadMode::reflect;              ///< reflect | zero
   bool flip = true;                                 ///< train: random horizontal flip
   std::vector<double> mean = kImagenetMean;         ///< per-channel mean (1 or C values)
   std::vector<double> stddev = kImagenetStd;        ///< per-channel std (TOML key `std`)
@@ -82,7 +94,7 @@ void add_transform_fields(qsdk::Schema<T>& s) {
       .at_least(0);
   s.field("pad", &O::pad, "train split: border added before the random crop (CIFAR: 4)")
       .at_least(0);
-  s.field("pad_mode", &O::pad_mode, "border fill for `pad`").one_of({"reflect", "zero"});
+  s.field("pad_mode", &O::pad_mode, "border fill for `pad`", pad_mode_names());
   s.field("flip", &O::flip, "train split: random horizontal flip (p = 0.5)");
   s.field("mean", &O::mean,
           "normalization mean on [0,1] pixels, one value or one per channel");

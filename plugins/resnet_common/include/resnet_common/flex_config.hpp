@@ -2,6 +2,8 @@
 // fragments the variant plugins share.
 #pragma once
 
+#include "resnet_common/norm_act.hpp"
+
 #include <qsdk/schema.hpp>
 
 #include <cstdint>
@@ -11,17 +13,33 @@
 
 namespace qplug_resnet_common {
 
-/// The reference's sequence keyword of a block unit (docs/models.md#unit-orders).
+/// The reference's sequence keyword of a block unit (docs/models.md#unit-orders);
+/// the TOML spelling is the enumerator name.
 enum class Order { cbas, cbsa, cabs, bacs, bcas };
 
-/// Parses "cbsa" etc.; throws a config error on anything else.
-Order parse_order(const std::string& order);
+/// `stem`: the stem of the flexible ResNet (docs/models.md#stem-stages-and-head).
+enum class Stem {
+  automatic,        ///< "auto": cifar for inputs <= 64 pixels, else imagenet
+  imagenet,         ///< 7x7/2 conv + max-pool
+  cifar,            ///< 3x3/1 conv
+  tresnet,          ///< space-to-depth 4 + conv
+  tresnet_maxpool,  ///< space-to-depth 2 + conv + max-pool
+};
+
+/// Every order, in the order `qhost describe` lists them for most plugins.
+inline const std::vector<Order> kOrders{Order::cbsa, Order::cbas, Order::cabs, Order::bacs, Order::bcas};
+
+/// The TOML spellings of the orders in `keep`, in `keep`'s order (a plugin
+/// lists its default first).
+qsdk::EnumNames<Order> order_names(const std::vector<Order>& keep = kOrders);
+/// The TOML spellings of `stem`.
+const qsdk::EnumNames<Stem>& stem_names();
 
 /// Everything that shapes a flexible ResNet. Field names follow the options
 /// the plugins expose; each comment names the reference keyword.
 struct FlexibleConfig {
   int64_t depth = 18;              ///< 18/34/50/101 (ImageNet tables) or 20/32/44/56 (CIFAR tables)
-  std::string order = "cbsa";      ///< unit order keyword (cbas, cbsa, cabs, bacs, bcas)
+  Order order = Order::cbsa;       ///< unit order keyword (cbas, cbsa, cabs, bacs, bcas)
   bool origin = true;              ///< `origin`: block-level residual; false = Bi-Real layer-wise skips
   bool pre_bn = false;             ///< `preBN`: no stem BN/act, BN (no act) before the pooling head
   bool patch_pre_bn_stem = false;  ///< `patch_preBN_stem`: head BN + act (and stem BN + act with fix_pooling)
@@ -32,12 +50,12 @@ struct FlexibleConfig {
   bool dchr = false;               ///< `DCHR`: shortcut duplicates channels instead of a 1x1 conv
   bool zir = false;                ///< `zir`: zero-init the last BN of each residual branch
   bool group_net = false;          ///< `group-net`: no activation after the stem BN
-  std::string stem = "auto";       ///< auto | imagenet | cifar | tresnet | tresnet_maxpool
+  Stem stem = Stem::automatic;     ///< auto | imagenet | cifar | tresnet | tresnet_maxpool
   int64_t stem_kernel = 1;         ///< `--stem_kernel` of the TResNet stem (1 or 3)
   double width_alpha = 1.0;        ///< `--width_alpha`: stem width = int(64 * alpha)
-  std::string norm = "batchnorm";  ///< normalisation kind (docs/models.md#normalisation-and-activation)
+  Norm norm = Norm::batchnorm;     ///< normalisation kind (docs/models.md#normalisation-and-activation)
   int64_t norm_groups = 0;         ///< groups of group_norm
-  std::string activation = "relu"; ///< activation kind (docs/models.md#normalisation-and-activation)
+  Act activation = Act::relu;      ///< activation kind (docs/models.md#normalisation-and-activation)
   int64_t base = 1;                ///< `--base`: parallel branches per block (Group-Net)
   // Lossless down-sampling (`ReShapeResolution`, docs/models.md#flexible-basicblock item 3).
   bool lossless_downsample = false;  ///< replace strided blocks by space-to-depth + 1x1 conv ("ldn"/"ldq")
@@ -86,32 +104,30 @@ constexpr M T::*member(M FlexibleConfig::*m) {
 
 /// depth, order, width_alpha, stem, stem_kernel, norm, norm_groups, activation.
 template <class T>
-void structure(qsdk::Schema<T>& s, const std::vector<std::string>& orders, bool basic_only) {
+void structure(qsdk::Schema<T>& s, const std::vector<Order>& orders, bool basic_only) {
   s.field("depth", member<T>(&FlexibleConfig::depth),
           basic_only ? "network depth: 18 or 34 (ImageNet tables) or 20, 32, 44, 56 (CIFAR tables)"
                      : "network depth: 18, 34, 50, 101 (ImageNet tables) or 20, 32, 44, 56 (CIFAR tables)")
       .range(18, 101)
       .field("order", member<T>(&FlexibleConfig::order),
              "unit order: c=conv b=BN a=activation s=skip-add (cbsa = torchvision, bacs = pre-activation, "
-             "cabs = Group-Net)")
-      .one_of(orders)
+             "cabs = Group-Net)",
+             order_names(orders))
       .field("width_alpha", member<T>(&FlexibleConfig::width_alpha),
              "width multiplier: first stage has int(64*alpha) channels (0.25 gives the CIFAR 16/32/64 net)")
       .range(0.01, 16.0)
       .field("stem", member<T>(&FlexibleConfig::stem),
              "stem: imagenet (7x7/2 conv + max-pool), cifar (3x3/1 conv), tresnet (space-to-depth 4 + conv), "
              "tresnet_maxpool (space-to-depth 2 + conv + max-pool); auto = cifar when the input is <= 64 "
-             "pixels, else imagenet")
-      .one_of({"auto", "imagenet", "cifar", "tresnet", "tresnet_maxpool"})
+             "pixels, else imagenet",
+             stem_names())
       .field("stem_kernel", member<T>(&FlexibleConfig::stem_kernel), "kernel of the TResNet stem conv (1 or 3)")
       .range(1, 3)
-      .field("norm", member<T>(&FlexibleConfig::norm), "normalisation layer of every block and the stem")
-      .one_of({"batchnorm", "static_bn", "freeze_bn", "reverse_bn", "instance_norm", "group_norm"})
+      .field("norm", member<T>(&FlexibleConfig::norm), "normalisation layer of every block and the stem", norm_names())
       .field("norm_groups", member<T>(&FlexibleConfig::norm_groups), "groups of norm = group_norm")
       .at_least(0)
       .field("activation", member<T>(&FlexibleConfig::activation),
-             "activation: relu, prelu, none (the reference's NReLU), relu6, leaky_relu")
-      .one_of({"relu", "prelu", "none", "relu6", "leaky_relu"});
+             "activation: relu, prelu, none (the reference's NReLU), relu6, leaky_relu", act_names());
 }
 
 /// fix_pooling, fix, singleconv, pre_bn, patch_pre_bn_stem, identify_norm, zir.

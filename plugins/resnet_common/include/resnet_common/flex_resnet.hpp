@@ -26,13 +26,13 @@ class FlexibleResNetImpl : public qsdk::ModelImpl {
   FlexibleResNetImpl(const FlexibleConfig& cfg, const qsdk::ModelContext& ctx);
   /// Logits [N, num_classes].
   torch::Tensor forward(const torch::Tensor& x) override;
-  /// The resolved stem kind ("imagenet", "cifar", "tresnet", "tresnet_maxpool").
-  const std::string& stem_kind() const { return stem_; }
+  /// The resolved stem kind (imagenet, cifar, tresnet or tresnet_maxpool; never automatic).
+  Stem stem_kind() const { return stem_; }
 
  private:
   void initialise(const std::vector<InitTargets>& targets, bool bottleneck, size_t stages);
   FlexibleConfig cfg_;
-  std::string stem_;
+  Stem stem_ = Stem::imagenet;
   torch::nn::AnyModule conv1_;
   torch::nn::Sequential bn1_{nullptr};  // null with pre_bn / fixup
   torch::nn::AnyModule stem_act_;  // Fixup: activation right after the stem conv

@@ -1,6 +1,8 @@
 // The torchvision-structured ResNet (docs/models.md#torchvision-resnet): BasicBlock / Bottleneck V1.5.
 #pragma once
 
+#include "resnet_common/norm_act.hpp"
+
 #include <qsdk/model.hpp>
 
 #include <torch/nn/module.h>
@@ -17,9 +19,9 @@ namespace qplug_resnet_common {
 /// Options of the vanilla ResNet.
 struct VanillaConfig {
   int64_t depth = 18;              ///< 18, 34 (BasicBlock), 50, 101 (Bottleneck)
-  std::string norm = "batchnorm";  ///< normalisation kind (docs/models.md#normalisation-and-activation)
+  Norm norm = Norm::batchnorm;     ///< normalisation kind (docs/models.md#normalisation-and-activation)
   int64_t norm_groups = 0;         ///< groups of group_norm
-  std::string activation = "relu"; ///< activation kind (docs/models.md#normalisation-and-activation)
+  Act activation = Act::relu;      ///< activation kind (docs/models.md#normalisation-and-activation)
   bool caffe_pooling = false;      ///< stem max-pool 3/2 without padding, ceil mode
   bool zero_init_residual = false; ///< zero the last BN of each residual branch (off in the reference)
 };
