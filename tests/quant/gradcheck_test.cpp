@@ -6,6 +6,10 @@
 // v + (round(v0) - v0) with the offset fixed at the evaluation point, and the
 // detached statistics are held constant. Its central differences must equal the
 // kernel's analytic gradient (composed in double, fused in float32).
+#include <dorefa/dorefa_math.hpp>
+#include <lsq/lsq_math.hpp>
+#include <nonuniform/nonuniform_math.hpp>
+#include <pact/pact_math.hpp>
 #include <quant_common/kernels.hpp>
 #include <quant_common/options.hpp>
 
@@ -14,7 +18,15 @@
 
 #include <functional>
 
-namespace qc = qplug_quant_common;
+// The shared quantizer math and each method's own (plugins/<method>/include/<method>/<method>_math.hpp)
+// under one name.
+namespace qc {
+using namespace qplug_quant_common;
+using namespace qplug_dorefa;
+using namespace qplug_lsq;
+using namespace qplug_nonuniform;
+using namespace qplug_pact;
+}  // namespace qc
 
 namespace {
 

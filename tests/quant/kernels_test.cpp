@@ -1,6 +1,12 @@
 // Fused kernels vs the ATen-composed reference, and the worked examples of docs/methods.md.
+#include <dorefa/dorefa_math.hpp>
+#include <lqnet/lqnet_math.hpp>
+#include <lsq/lsq_math.hpp>
+#include <nonuniform/nonuniform_math.hpp>
+#include <pact/pact_math.hpp>
 #include <quant_common/kernels.hpp>
 #include <quant_common/options.hpp>
+#include <xnor/xnor_math.hpp>
 
 #include <gtest/gtest.h>
 #include <algorithm>
@@ -8,7 +14,17 @@
 #include <string>
 #include <torch/torch.h>
 
-namespace qc = qplug_quant_common;
+// The shared quantizer math and each method's own (plugins/<method>/include/<method>/<method>_math.hpp)
+// under one name.
+namespace qc {
+using namespace qplug_quant_common;
+using namespace qplug_dorefa;
+using namespace qplug_lqnet;
+using namespace qplug_lsq;
+using namespace qplug_nonuniform;
+using namespace qplug_pact;
+using namespace qplug_xnor;
+}  // namespace qc
 
 namespace {
 

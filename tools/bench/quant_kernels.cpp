@@ -4,7 +4,13 @@
 //
 // Usage: quant_kernels_bench [repetitions=10] [threads=0 (ATen default)]
 // Prints the best time of each variant and composed/fused (> 1: fused is faster).
+#include <dorefa/dorefa_math.hpp>
+#include <lqnet/lqnet_math.hpp>
+#include <lsq/lsq_math.hpp>
+#include <nonuniform/nonuniform_math.hpp>
+#include <pact/pact_math.hpp>
 #include <quant_common/kernels.hpp>
+#include <xnor/xnor_math.hpp>
 
 #include <torch/torch.h>
 
@@ -16,7 +22,17 @@
 #include <string>
 #include <vector>
 
-namespace qc = qplug_quant_common;
+// The shared quantizer math and each method's own (plugins/<method>/include/<method>/<method>_math.hpp)
+// under one name.
+namespace qc {
+using namespace qplug_quant_common;
+using namespace qplug_dorefa;
+using namespace qplug_lqnet;
+using namespace qplug_lsq;
+using namespace qplug_nonuniform;
+using namespace qplug_pact;
+using namespace qplug_xnor;
+}  // namespace qc
 
 namespace {
 

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <qsdk/registrar.hpp>
+#include <dorefa/dorefa_math.hpp>
+#include <lsq/lsq_math.hpp>
+#include <pact/pact_math.hpp>
 #include <quant_common/kernels.hpp>
 
 #include <chrono>
@@ -15,7 +18,20 @@
 #include "plugins/registry.hpp"
 #include "quant/layer_factory.hpp"
 
-namespace qc = qplug_quant_common;
+// The shared quantizer math and each method's own (plugins/<method>/include/<method>/<method>_math.hpp)
+// under one name.
+namespace qc {
+using namespace qplug_quant_common;
+using namespace qplug_dorefa;
+using namespace qplug_lsq;
+using namespace qplug_pact;
+namespace composed {
+using namespace qplug_quant_common::composed;
+using namespace qplug_dorefa::composed;
+using namespace qplug_lsq::composed;
+using namespace qplug_pact::composed;
+}  // namespace composed
+}  // namespace qc
 
 namespace {
 

@@ -1,6 +1,7 @@
 // DoReFa-Net quantization (Zhou et al., 2016) as the reference QTool implements
 // it (docs/methods.md#dorefa): clamp-round activations, tanh-normalised weights, optional
 // weight binarisation (the reference's `wt_bin`).
+#include <dorefa/dorefa_math.hpp>
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -21,7 +22,10 @@ struct DorefaOptions : qc::CommonOptions {
   static qsdk::Schema<DorefaOptions> schema() {
     qsdk::Schema<DorefaOptions> s("DoReFa-Net: fixed-clip activations, tanh-normalised weights");
     qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kBoundary | qc::kStable |
-                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma);
+                                 qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
+                          {"fixed clip c (not learned): activations are clamped to [0, c] and rounded in steps of "
+                           "c/n; weights round tanh(w)/(2 max|tanh w|) + 0.5 in steps of c/n",
+                           ""});
     s.field("binarize", &DorefaOptions::binarize,
             "weights with 2 levels: mean|w| * sign(w) with identity gradient (reference keyword wt_bin)");
     return s;
@@ -45,9 +49,9 @@ class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAw
     const int64_t n = setup_.levels - 1;
     at::Tensor y;
     if (setup_.target != qsdk::QuantTarget::weight) {
-      y = qc::dorefa_activation(xn.contiguous(), common_.boundary, n);
+      y = dorefa_activation(xn.contiguous(), common_.boundary, n);
     } else if (binarize_) {
-      y = qc::dorefa_binarize(xn.contiguous());
+      y = dorefa_binarize(xn.contiguous());
     } else {
       y = qc::dorefa_weight(xn.contiguous(), common_.boundary, n);
     }
@@ -62,7 +66,7 @@ class DorefaQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAw
     require_export_ready("dorefa");
     torch::NoGradGuard no_grad;
     at::Tensor xn = standardize(w).contiguous();
-    if (binarize_) return weight_export(apply_gamma(qc::dorefa_binarize(xn)), xn.abs().mean().reshape({1}), "dorefa");
+    if (binarize_) return weight_export(apply_gamma(dorefa_binarize(xn)), xn.abs().mean().reshape({1}), "dorefa");
     return dorefa_weight_export(xn, common_.boundary, setup_.levels - 1, "dorefa");
   }
 

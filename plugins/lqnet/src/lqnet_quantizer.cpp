@@ -1,6 +1,7 @@
 // LQ-Net: learned quantization with a QEM-fitted basis (Zhang et al., ECCV 2018)
 // as the reference QTool implements it (docs/methods.md#lq-net), with the intended floor
 // bit extraction in the basis refit (docs/methods.md#reference-bugs-and-what-qtool-does item 2).
+#include <lqnet/lqnet_math.hpp>
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -25,6 +26,8 @@ struct LqNetOptions : qc::CommonOptions {
     qsdk::Schema<LqNetOptions> s("LQ-Net: levels spanned by a learned binary basis, refit by least squares in training");
     qc::add_common_fields(
         s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kScale | qc::kStable | qc::kAdaptive,
+        {"", "threshold mix: each decision threshold is scale * lower + (1 - scale) * upper of its two adjacent "
+             "sorted levels (signed: mirrored below the middle level); 0.5 = midpoints"},
         {qc::Adaptive::none, qc::Adaptive::mean, qc::Adaptive::var, qc::Adaptive::mean_var, qc::Adaptive::min});
     s.field("custom_update", &LqNetOptions::custom_update,
             "basis = running mean of all least-squares fits (reference keyword custom-update)");
@@ -102,14 +105,14 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
     const qc::GroupLayout layout = layout_for(xc, setup_.groups);
     at::Tensor out, idx;
     if (!norm.active) {
-      auto r = qc::lq_assign(xc, sorted, thr, layout, fm);
+      auto r = lq_assign(xc, sorted, thr, layout, fm);
       out = r[0];
       idx = r[1];
     } else {
       std::vector<at::Tensor> r;
       {
         torch::NoGradGuard no_grad;
-        r = qc::lq_assign(xn, sorted, thr, layout, false);
+        r = lq_assign(xn, sorted, thr, layout, false);
       }
       idx = r[1];
       at::Tensor mask;
@@ -136,7 +139,7 @@ class LqNetQuantizerImpl : public qc::QuantizerBase, public qsdk::LevelExportabl
     const at::Tensor xc = w.detach().contiguous();
     const Norm norm = normalize(xc);
     const qc::GroupLayout layout = layout_for(xc, setup_.groups);
-    const auto r = qc::lq_assign(norm.x.contiguous(), t.sorted, t.thr, layout, false);
+    const auto r = lq_assign(norm.x.contiguous(), t.sorted, t.thr, layout, false);
     const at::Tensor y = norm.active ? denormalize(r[0], norm) : r[0];
     // Sorted level index -> the code of that level: sort_id[index, group].
     const at::Tensor codes = t.sort_id.t().contiguous().gather(1, r[1].reshape({setup_.groups, -1}));

@@ -1,5 +1,6 @@
 // LSQ: learned step-size quantization (Esser et al., ICLR 2020) as the reference
 // QTool implements it (docs/methods.md#lsq).
+#include <lsq/lsq_math.hpp>
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -23,6 +24,11 @@ struct LsqOptions : qc::CommonOptions {
                           qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kBoundary | qc::kScale |
                               qc::kCorrelate | qc::kGradType | qc::kGradScale | qc::kStable | qc::kAdaptive |
                               qc::kIndependentNorm | qc::kGamma,
+                          {"initial value of the learned clip s (clip_val); a warm-up (stable > 0) replaces it by the "
+                           "running mean of max|x|",
+                           "multiplier in the grad_scale formulas (fan-scale: sqrt(fan)*scale, scale-fan: "
+                           "scale/sqrt(fan), element-scale: sqrt(elements)*scale, scale-element: "
+                           "scale/sqrt(elements)); unused with grad_scale = none"},
                           {qc::Adaptive::none, qc::Adaptive::var_mean}, {qc::GradType::none, qc::GradType::ste_scale});
     return s;
   }
@@ -42,7 +48,7 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
       warmup_clip(clip_val_, xn);
       return xn;
     }
-    return apply_gamma(qc::lsq_quantize(xn.contiguous(), clip_val_, args(xn)));
+    return apply_gamma(lsq_quantize(xn.contiguous(), clip_val_, args(xn)));
   }
 
   /// Levels k * s / n (unsigned) or (2k - n) * s / n (signed), k = 0..n: the
@@ -51,7 +57,7 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
     require_export_ready("lsq");
     torch::NoGradGuard no_grad;
     at::Tensor xn = standardize(w).contiguous();
-    at::Tensor y = apply_gamma(qc::lsq_quantize(xn, clip_val_, args(xn)));
+    at::Tensor y = apply_gamma(lsq_quantize(xn, clip_val_, args(xn)));
     return weight_export(y, clip_val_.detach().abs().reshape({-1}) / level_steps(), "lsq");
   }
 
@@ -94,8 +100,8 @@ class LsqQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAware
   }
 
  private:
-  qc::LsqArgs args(const at::Tensor& xn) const {
-    qc::LsqArgs a;
+  LsqArgs args(const at::Tensor& xn) const {
+    LsqArgs a;
     a.n = level_steps();
     a.half_range = setup_.half_range;
     a.grad_factor = setup_.grad_factor;

@@ -1,5 +1,6 @@
 // Non-uniform quantization with learned interval widths (FATNN-style), as the
 // reference QTool implements it (docs/methods.md#non-uniform-fatnn). Outputs are integer levels.
+#include <nonuniform/nonuniform_math.hpp>
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -27,7 +28,10 @@ struct NonUniformOptions : qc::CommonOptions {
         "Non-uniform quantization: integer levels with learned, independent interval widths");
     qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kHalfRange | qc::kQuantGroup | qc::kBoundary |
                                  qc::kScale | qc::kCorrelate | qc::kStable | qc::kAdaptive | qc::kIndependentNorm |
-                                 qc::kGamma);
+                                 qc::kGamma,
+                          {"activations: divisor of the initial slopes (alpha_i = scale / boundary) and initial "
+                           "value of the warm-up clip_val; unused by weights",
+                           "initial slope: alpha_i = scale / boundary (activations), alpha_i = scale (weights)"});
     s.field("closed_form", &NonUniformOptions::closed_form,
             "activations: output levels times a scalar refit as <levels,x>/<levels,levels> in training");
     s.field("custom_update", &NonUniformOptions::custom_update,
@@ -75,7 +79,7 @@ class NonUniformQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportabl
   torch::Tensor forward(const torch::Tensor& x) override {
     advance_counter();
     at::Tensor xn = standardize(x).contiguous();
-    at::Tensor y = qc::nonuniform_quantize(xn, alphas_, half_range_, layout_for(xn, setup_.groups));
+    at::Tensor y = nonuniform_quantize(xn, alphas_, half_range_, layout_for(xn, setup_.groups));
     if (closed_form_) y = closed_form(xn, y);
     if (in_warmup()) {
       if (clip_val_.defined()) warmup_clip(clip_val_, xn);
@@ -92,7 +96,7 @@ class NonUniformQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportabl
     require_export_ready("nonuniform");
     torch::NoGradGuard no_grad;
     at::Tensor xn = standardize(w).contiguous();
-    at::Tensor y = apply_gamma(qc::nonuniform_quantize(xn, alphas_, half_range_, layout_for(xn, setup_.groups)));
+    at::Tensor y = apply_gamma(nonuniform_quantize(xn, alphas_, half_range_, layout_for(xn, setup_.groups)));
     return weight_export(y, torch::ones({1}), "nonuniform");
   }
 
@@ -136,7 +140,7 @@ class NonUniformQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportabl
       std::vector<float> x(P);
       for (int64_t i = 0; i < P; ++i) x[i] = from_key(keys[i]);
       at::Tensor probe = torch::tensor(x).reshape({L - 1, G, 1, 1});
-      at::Tensor y = qc::nonuniform_quantize(probe, alphas_, half_range_, qc::GroupLayout::channel_blocks(probe, G))
+      at::Tensor y = nonuniform_quantize(probe, alphas_, half_range_, qc::GroupLayout::channel_blocks(probe, G))
                          .reshape({-1})
                          .contiguous();
       std::vector<bool> r(P);

@@ -1,5 +1,6 @@
 // PACT: parameterized clipping activation (Choi et al., 2018) as the reference
 // QTool implements it (docs/methods.md#pact); weights use the DoReFa tanh path.
+#include <pact/pact_math.hpp>
 #include <quant_common/quantizer_base.hpp>
 
 #include <qsdk/plugin.hpp>
@@ -18,7 +19,10 @@ struct PactOptions : qc::CommonOptions {
   static qsdk::Schema<PactOptions> schema() {
     qsdk::Schema<PactOptions> s("PACT: activations clipped at a learned alpha; weights by the DoReFa tanh path");
     qc::add_common_fields(s, qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kBoundary | qc::kCorrelate |
-                                 qc::kStable | qc::kAdaptive | qc::kIndependentNorm | qc::kGamma);
+                                 qc::kStable | qc::kAdaptive | qc::kIndependentNorm | qc::kGamma,
+                          {"activations: initial value of the learned clip alpha (clip_val); weights: fixed clip c "
+                           "of the DoReFa tanh path (steps of c/n)",
+                           ""});
     return s;
   }
 };
@@ -44,7 +48,7 @@ class PactQuantizerImpl : public qc::QuantizerBase, public qsdk::ZeroPaddingAwar
       return xn;
     }
     const int64_t n = setup_.levels - 1;
-    if (setup_.target == qsdk::QuantTarget::activation) return qc::pact_activation(xn.contiguous(), clip_val_, n);
+    if (setup_.target == qsdk::QuantTarget::activation) return pact_activation(xn.contiguous(), clip_val_, n);
     return apply_gamma(qc::dorefa_weight(xn.contiguous(), common_.boundary, n));
   }
 

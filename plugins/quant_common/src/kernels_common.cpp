@@ -1,5 +1,5 @@
 // Group layouts, the masked straight-through function and the kernel switch.
-#include "cpu_util.hpp"
+#include <quant_common/kernels.hpp>
 
 #include <torch/torch.h>
 

@@ -3,6 +3,7 @@
 // its intended form (docs/methods.md#xnor-binarisation, docs/methods.md#reference-bugs-and-what-qtool-does item 1): it
 // always binarises.
 #include <quant_common/quantizer_base.hpp>
+#include <xnor/xnor_math.hpp>
 
 #include <qsdk/plugin.hpp>
 
@@ -29,7 +30,7 @@ struct XnorOptions : qc::CommonOptions {
     qc::add_common_fields(s,
                           qc::kBits | qc::kLevels | qc::kQuantGroup | qc::kGradType | qc::kStable | qc::kAdaptive |
                               qc::kIndependentNorm | qc::kGamma,
-                          {qc::Adaptive::none, qc::Adaptive::var_mean},
+                          {}, {qc::Adaptive::none, qc::Adaptive::var_mean},
                           {qc::GradType::none, qc::GradType::ste, qc::GradType::triangle, qc::GradType::ste_scale});
     s.field("custom", &XnorOptions::custom, "activation scale: none, channel or resolution",
             {{"none", XnorScale::none}, {"channel", XnorScale::channel}, {"resolution", XnorScale::resolution}});
@@ -50,8 +51,8 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
       qc::option_error(setup_, "custom", "custom scaling applies to activations only");
     if (o.grad_type == qc::GradType::triangle && setup_.target == qsdk::QuantTarget::weight)
       qc::option_error(setup_, "grad_type", "Triangle applies to activations only", "use STE or none for weights");
-    if (o.grad_type == qc::GradType::ste) grad_ = qc::SignGrad::ste;
-    if (o.grad_type == qc::GradType::triangle) grad_ = qc::SignGrad::triangle;
+    if (o.grad_type == qc::GradType::ste) grad_ = SignGrad::ste;
+    if (o.grad_type == qc::GradType::triangle) grad_ = SignGrad::triangle;
   }
 
   torch::Tensor forward(const torch::Tensor& x) override {
@@ -60,17 +61,17 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
     if (setup_.target == qsdk::QuantTarget::weight) {
       const qc::GroupLayout layout = layout_for(xn, setup_.groups);
       at::Tensor e = xn.detach().reshape({setup_.groups, -1}).abs().mean(1);
-      return apply_gamma(qc::xnor_binarize(xn, e, grad_, layout));
+      return apply_gamma(xnor_binarize(xn, e, grad_, layout));
     }
     if (custom_ == XnorScale::none)
-      return qc::xnor_binarize(xn, at::Tensor(), grad_, qc::GroupLayout::whole(xn.numel()));
+      return xnor_binarize(xn, at::Tensor(), grad_, qc::GroupLayout::whole(xn.numel()));
     // Per-sample scales that do not follow the parameter groups: composed.
     at::Tensor xd = xn.detach();
     at::Tensor e = custom_ == XnorScale::channel ? xd.abs().mean({1}, true) : xd.abs().mean({2, 3}, true);
     at::Tensor y = at::where(xd < 0, -e, e);
     at::Tensor mask;
-    if (grad_ == qc::SignGrad::ste) mask = (xd > -1) & (xd < 1);
-    if (grad_ == qc::SignGrad::triangle) mask = at::where(xd.abs() < 1, 2 - 2 * xd.abs(), at::zeros_like(xd));
+    if (grad_ == SignGrad::ste) mask = (xd > -1) & (xd < 1);
+    if (grad_ == SignGrad::triangle) mask = at::where(xd.abs() < 1, 2 - 2 * xd.abs(), at::zeros_like(xd));
     return qc::masked_ste(xn, y, mask);
   }
 
@@ -82,7 +83,7 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
     torch::NoGradGuard no_grad;
     at::Tensor xn = standardize(w).contiguous();
     at::Tensor e = xn.reshape({setup_.groups, -1}).abs().mean(1);
-    at::Tensor y = apply_gamma(qc::xnor_binarize(xn, e, grad_, layout_for(xn, setup_.groups)));
+    at::Tensor y = apply_gamma(xnor_binarize(xn, e, grad_, layout_for(xn, setup_.groups)));
     return weight_export(y, e, "xnor");
   }
 
@@ -125,7 +126,7 @@ class XnorQuantizerImpl : public qc::QuantizerBase, public qsdk::Exportable, pub
 
  private:
   XnorScale custom_;
-  qc::SignGrad grad_ = qc::SignGrad::identity;
+  SignGrad grad_ = SignGrad::identity;
 };
 
 }  // namespace qplug_xnor

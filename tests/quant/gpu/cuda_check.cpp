@@ -2,6 +2,9 @@
 // C++ extension by cuda_check.py on a machine with a CUDA PyTorch, it compares
 // the CUDA kernels with the ATen-composed reference (on the GPU) and with the
 // fused CPU kernels, forward and backward, and times fused vs composed on the GPU.
+#include <dorefa/dorefa_math.hpp>
+#include <lsq/lsq_math.hpp>
+#include <pact/pact_math.hpp>
 #include <quant_common/kernels.hpp>
 
 #include <torch/extension.h>
@@ -13,7 +16,14 @@
 #include <cstdio>
 #include <string>
 
-namespace qc = qplug_quant_common;
+// The shared quantizer math and each method's own (plugins/<method>/include/<method>/<method>_math.hpp)
+// under one name.
+namespace qc {
+using namespace qplug_quant_common;
+using namespace qplug_dorefa;
+using namespace qplug_lsq;
+using namespace qplug_pact;
+}  // namespace qc
 
 namespace {
 

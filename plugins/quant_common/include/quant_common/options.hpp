@@ -2,6 +2,7 @@
 // quantities the reference derives from them at construction (docs/methods.md#the-quantizer-object).
 #pragma once
 
+#include <qsdk/error.hpp>
 #include <qsdk/quantizer.hpp>
 #include <qsdk/schema.hpp>
 
@@ -93,8 +94,10 @@ struct CommonOptions {
   HalfRange half_range = HalfRange::automatic;  ///< auto (activation unsigned, weight/output signed), true, false
   int64_t quant_group = 0;      ///< 0 = default grouping; q > 0: q groups; q < 0: groups = P/|q|
                                 ///< (docs/methods.md#groups-and-derived-quantities)
-  double boundary = 1.0;        ///< initial clip (LSQ, PACT), fixed clip (DoReFa), non-uniform slope divisor
-  double scale = 0.5;           ///< grad_scale multiplier, LQ threshold mix, non-uniform slope init
+  double boundary = 1.0;        ///< method-specific (MethodMeaning): initial clip (LSQ, PACT), fixed clip
+                                ///< (DoReFa), non-uniform slope divisor
+  double scale = 0.5;           ///< method-specific (MethodMeaning): grad_scale multiplier (LSQ), LQ-Net
+                                ///< threshold mix, non-uniform initial slope
   double correlate = -1.0;      ///< multiplier of max|x| in the warm-up clip estimate (only if > 0)
   GradType grad_type = GradType::none;     ///< none, STE, Triangle, STE-scale
   GradScale grad_scale = GradScale::none;  ///< none, fan-scale, scale-fan, element-scale, scale-element
@@ -121,13 +124,29 @@ enum CommonField : unsigned {
   kGamma = 1u << 12,
 };
 
+/// What `boundary` and `scale` mean to one method. The TOML keys and defaults are
+/// shared (the reference's `<tag>_boundary`, `<tag>_scale`), their meaning is not,
+/// so each plugin states it; it becomes the option's doc string in the schema
+/// (`qhost describe quantizer/<name>`).
+struct MethodMeaning {
+  std::string boundary;  ///< doc of `boundary`; required when kBoundary is bound
+  std::string scale;     ///< doc of `scale`; required when kScale is bound
+};
+
 /// Binds the selected CommonOptions fields of `T` (a struct deriving from
-/// CommonOptions) into `schema`. `adaptive_values` are the accepted
+/// CommonOptions) into `schema`, in CommonOptions order. `meaning` documents the
+/// method-specific `boundary` and `scale`; `adaptive_values` are the accepted
 /// `adaptive` values and `grad_types` the accepted `grad_type` values.
+/// Throws qsdk::Error(plugin) when `boundary` or `scale` is bound without its meaning.
 template <class T>
-void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
+void add_common_fields(qsdk::Schema<T>& s, unsigned fields, const MethodMeaning& meaning,
                        std::vector<Adaptive> adaptive_values = {Adaptive::none, Adaptive::var_mean},
                        std::vector<GradType> grad_types = {GradType::none, GradType::ste, GradType::ste_scale}) {
+  // A generic text would tell `qhost describe` users nothing: each method says what the value does.
+  if (((fields & kBoundary) && meaning.boundary.empty()) || ((fields & kScale) && meaning.scale.empty()))
+    throw qsdk::Error(qsdk::ErrorCategory::plugin, "add_common_fields",
+                      "boundary and scale are bound without a doc string of their meaning",
+                      "pass a MethodMeaning with the method's meaning of each bound field");
   if (fields & kBits)
     s.field("bits", &T::bits, "bit width (levels = 2^bits unless `levels` is set)")
         .range(1, 8);
@@ -144,10 +163,10 @@ void add_common_fields(qsdk::Schema<T>& s, unsigned fields,
             "parameter groups: 0 = default (weights per output channel, activations per layer), "
             "q > 0 = q contiguous groups, q < 0 = groups of |q| leading elements");
   if (fields & kBoundary)
-    s.field("boundary", &T::boundary, "initial or fixed clip value")
+    s.field("boundary", &T::boundary, meaning.boundary)
         .at_least(1e-12);
   if (fields & kScale)
-    s.field("scale", &T::scale, "method-specific scale (see README)");
+    s.field("scale", &T::scale, meaning.scale);
   if (fields & kCorrelate)
     s.field("correlate", &T::correlate,
             "warm-up: multiply max|x| by this before averaging it into the clip (only if > 0)");

@@ -1,13 +1,16 @@
 // Fused LQ-Net level assignment (docs/methods.md#lq-net-forward / docs/methods.md#lq-net-backward,
 // docs/methods.md#lq-net).
-#include "cpu_util.hpp"
+#include <lqnet/lqnet_math.hpp>
+#include <quant_common/cpu_kernels.hpp>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-namespace qplug_quant_common {
+namespace qplug_lqnet {
 namespace {
 
+namespace detail = qplug_quant_common::detail;
+using qplug_quant_common::GroupLayout;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -15,11 +18,7 @@ class LqAssignFunction : public torch::autograd::Function<LqAssignFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& levels,
                                const at::Tensor& thresholds, bool clip_top, std::vector<int64_t> layout) {
-    GroupLayout l;
-    l.inner = layout[0];
-    l.period = layout[1];
-    l.per_group = layout[2];
-    l.groups = layout[3];
+    const GroupLayout l = GroupLayout::from_vector(layout);
     const int64_t L = levels.size(0);
     const int64_t G = l.groups;
     // [L, G] -> per group contiguous rows for the inner loop.
@@ -58,12 +57,7 @@ class LqAssignFunction : public torch::autograd::Function<LqAssignFunction> {
     if (!ctx->saved_data["clip_top"].toBool()) return {grad[0], {}, {}, {}, {}};
     const at::Tensor x = ctx->get_saved_variables()[0];
     const std::vector<double> top = ctx->saved_data["top"].toDoubleVector();
-    const auto lv = ctx->saved_data["layout"].toIntVector();
-    GroupLayout l;
-    l.inner = lv[0];
-    l.period = lv[1];
-    l.per_group = lv[2];
-    l.groups = lv[3];
+    const GroupLayout l = GroupLayout::from_vector(ctx->saved_data["layout"].toIntVector());
     at::Tensor g = grad[0].contiguous();
     at::Tensor gx = at::empty_like(x);
     const float* __restrict xp = x.data_ptr<float>();
@@ -89,7 +83,7 @@ std::vector<at::Tensor> lq_assign(const at::Tensor& x, const at::Tensor& levels,
               "LQ-Net: thresholds must be [L-1, groups]");
   if (!detail::fused_cpu_ok(x)) return composed::lq_assign(x, levels, thresholds, layout, clip_top);
   return LqAssignFunction::apply(x, levels.detach(), thresholds.detach(), clip_top,
-                                 std::vector<int64_t>{layout.inner, layout.period, layout.per_group, layout.groups});
+                                 layout.to_vector());
 }
 
-}  // namespace qplug_quant_common
+}  // namespace qplug_lqnet

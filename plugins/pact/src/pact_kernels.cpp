@@ -1,46 +1,38 @@
-// Fused PACT kernel (docs/methods.md#pact).
-#include "cpu_util.hpp"
-#include "cuda_dispatch.hpp"
+// Fused PACT activation kernel (docs/methods.md#pact); PACT's weights use the DoReFa
+// tanh path of quant_common (src/dorefa_weight_kernels.cpp there).
+#include "pact_cuda.hpp"
+
+#include <pact/pact_math.hpp>
+#include <quant_common/cpu_kernels.hpp>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-namespace qplug_quant_common {
+namespace qplug_pact {
 namespace {
 
+namespace qc = qplug_quant_common;
+namespace detail = qplug_quant_common::detail;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// min(max(x, 0), alpha) rounded to a level k / scale; see kernels_lsq.cpp for
-// the AVX2 twin and the exact reciprocal (here of scale = n / alpha).
+/// min(max(x, 0), alpha) over [b, e), rounded to a level k / scale; the exact
+/// reciprocal rs of scale = n / alpha replaces the division when Recip.
 template <bool Recip>
-QC_ALWAYS_INLINE inline void forward_run(const float* __restrict xp, float* __restrict yp, int64_t b, int64_t e,
-                                         float a, float scale, float rs) {
-  for (int64_t i = b; i < e; ++i) {
-    float v = std::max(xp[i], 0.f);
-    v = v < a ? v : a;
-    const float k = detail::round_even(v * scale);
-    yp[i] = Recip ? k * rs : k / scale;
+struct ForwardRun {
+  QC_ALWAYS_INLINE static void run(const float* __restrict xp, float* __restrict yp, int64_t b, int64_t e, float a,
+                                   float scale, float rs) {
+    for (int64_t i = b; i < e; ++i) {
+      float v = std::max(xp[i], 0.f);
+      v = v < a ? v : a;
+      const float k = detail::round_even(v * scale);
+      yp[i] = Recip ? k * rs : k / scale;
+    }
   }
-}
-template <bool Recip>
-void forward_run_base(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale, float rs) {
-  forward_run<Recip>(xp, yp, b, e, a, scale, rs);
-}
-#if QC_HAVE_AVX2_DISPATCH
-template <bool Recip>
-QC_TARGET_AVX2 void forward_run_avx2(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale,
-                                     float rs) {
-  forward_run<Recip>(xp, yp, b, e, a, scale, rs);
-}
-#endif
+};
 void forward_dispatch(const float* xp, float* yp, int64_t b, int64_t e, float a, float scale, float rs) {
-#if QC_HAVE_AVX2_DISPATCH
-  if (detail::cpu_has_avx2())
-    return rs != 0.f ? forward_run_avx2<true>(xp, yp, b, e, a, scale, rs)
-                     : forward_run_avx2<false>(xp, yp, b, e, a, scale, rs);
-#endif
-  rs != 0.f ? forward_run_base<true>(xp, yp, b, e, a, scale, rs) : forward_run_base<false>(xp, yp, b, e, a, scale, rs);
+  rs != 0.f ? detail::IsaDispatch<ForwardRun<true>>::run(xp, yp, b, e, a, scale, rs)
+            : detail::IsaDispatch<ForwardRun<false>>::run(xp, yp, b, e, a, scale, rs);
 }
 
 class PactFunction : public torch::autograd::Function<PactFunction> {
@@ -86,10 +78,10 @@ class PactFunction : public torch::autograd::Function<PactFunction> {
 at::Tensor pact_activation(const at::Tensor& x, const at::Tensor& alpha, int64_t n) {
   TORCH_CHECK(alpha.numel() == 1, "PACT: alpha must hold one value, got ", alpha.sizes());
 #ifdef QTOOL_QUANT_CUDA
-  if (use_fused_kernels() && x.is_cuda() && x.scalar_type() == at::kFloat) return cuda::pact_activation(x, alpha, n);
+  if (qc::use_fused_kernels() && x.is_cuda() && x.scalar_type() == at::kFloat) return cuda::pact_activation(x, alpha, n);
 #endif
   if (!detail::fused_cpu_ok(x) || alpha.scalar_type() != at::kFloat) return composed::pact_activation(x, alpha, n);
   return PactFunction::apply(x, alpha, n);
 }
 
-}  // namespace qplug_quant_common
+}  // namespace qplug_pact

@@ -1,24 +1,17 @@
 // Fused non-uniform (FATNN-style) kernel (docs/methods.md#non-uniform-fatnn).
-#include "cpu_util.hpp"
+#include <nonuniform/nonuniform_math.hpp>
+#include <quant_common/cpu_kernels.hpp>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-namespace qplug_quant_common {
+namespace qplug_nonuniform {
 namespace {
 
+namespace detail = qplug_quant_common::detail;
+using qplug_quant_common::GroupLayout;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-std::vector<int64_t> pack(const GroupLayout& l) { return {l.inner, l.period, l.per_group, l.groups}; }
-GroupLayout unpack(const std::vector<int64_t>& v) {
-  GroupLayout l;
-  l.inner = v[0];
-  l.period = v[1];
-  l.per_group = v[2];
-  l.groups = v[3];
-  return l;
-}
 
 float rclamp(float v, float lo, float hi) { return detail::round_even(std::min(std::max(v, lo), hi)); }
 bool inside(float v, float lo, float hi) { return v >= lo && v <= hi; }
@@ -50,7 +43,7 @@ class NonUniformFunction : public torch::autograd::Function<NonUniformFunction> 
     std::vector<at::Tensor> al = {a0, a1, a2};
     al.resize(static_cast<size_t>(count));
     const Slopes s = slopes(al);
-    const GroupLayout l = unpack(layout);
+    const GroupLayout l = GroupLayout::from_vector(layout);
     at::Tensor y = at::empty_like(x);
     const float* __restrict xp = x.data_ptr<float>();
     float* __restrict yp = y.data_ptr<float>();
@@ -86,7 +79,7 @@ class NonUniformFunction : public torch::autograd::Function<NonUniformFunction> 
     const at::Tensor& x = saved[0];
     const int64_t count = ctx->saved_data["count"].toInt();
     const bool half = ctx->saved_data["half"].toBool();
-    const GroupLayout l = unpack(ctx->saved_data["layout"].toIntVector());
+    const GroupLayout l = GroupLayout::from_vector(ctx->saved_data["layout"].toIntVector());
     std::vector<at::Tensor> al = {saved[1], saved[2], saved[3]};
     al.resize(static_cast<size_t>(count));
     const Slopes s = slopes(al);
@@ -164,7 +157,7 @@ at::Tensor nonuniform_quantize(const at::Tensor& x, const std::vector<at::Tensor
   at::Tensor a1 = alphas.size() > 1 ? alphas[1] : alphas[0];
   at::Tensor a2 = alphas.size() > 2 ? alphas[2] : alphas[0];
   return NonUniformFunction::apply(x, alphas[0], a1, a2, static_cast<int64_t>(alphas.size()), half_range,
-                                   pack(layout));
+                                   layout.to_vector());
 }
 
-}  // namespace qplug_quant_common
+}  // namespace qplug_nonuniform

@@ -1,12 +1,15 @@
 // Fused XNOR binarisation (docs/methods.md#xnor-binarisation).
-#include "cpu_util.hpp"
+#include <quant_common/cpu_kernels.hpp>
+#include <xnor/xnor_math.hpp>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-namespace qplug_quant_common {
+namespace qplug_xnor {
 namespace {
 
+namespace detail = qplug_quant_common::detail;
+using qplug_quant_common::GroupLayout;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -14,11 +17,7 @@ class XnorFunction : public torch::autograd::Function<XnorFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& scale, bool has_scale,
                             int64_t grad, std::vector<int64_t> layout) {
-    GroupLayout l;
-    l.inner = layout[0];
-    l.period = layout[1];
-    l.per_group = layout[2];
-    l.groups = layout[3];
+    const GroupLayout l = GroupLayout::from_vector(layout);
     std::vector<float> e = has_scale ? detail::small_values(scale) : std::vector<float>(1, 1.f);
     at::Tensor y = at::empty_like(x);
     const float* __restrict xp = x.data_ptr<float>();
@@ -68,7 +67,7 @@ at::Tensor xnor_binarize(const at::Tensor& x, const at::Tensor& group_scale, Sig
   const bool has_scale = group_scale.defined();
   at::Tensor s = has_scale ? group_scale.detach() : at::empty({0}, x.options());
   return XnorFunction::apply(x, s, has_scale, static_cast<int64_t>(grad),
-                             std::vector<int64_t>{layout.inner, layout.period, layout.per_group, layout.groups});
+                             layout.to_vector());
 }
 
-}  // namespace qplug_quant_common
+}  // namespace qplug_xnor

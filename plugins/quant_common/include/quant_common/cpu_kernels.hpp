@@ -1,4 +1,9 @@
-// Internal helpers of the fused CPU kernels.
+// quant_common/cpu_kernels.hpp - building blocks of the quantizer plugins' fused
+// CPU kernels (plugins/<method>/src/<method>_kernels.cpp): fixed-grain parallel
+// loops with deterministic reductions, the branch-free round, the exact
+// reciprocal, and one baseline/AVX2 dispatch for the element loops.
+// Include it only from kernel files built with -O3 -fno-trapping-math (see
+// cmake/QtoolQuantMath.cmake).
 #pragma once
 
 #include <quant_common/kernels.hpp>
@@ -30,6 +35,35 @@ inline bool cpu_has_avx2() {
   return has;
 }
 #endif
+
+template <class Body, class Signature = decltype(&Body::run)>
+struct IsaDispatch;
+
+/// One element loop compiled for the build's baseline ISA and, behind a CPU
+/// check, for AVX2. `Body` is a struct whose static `run` (QC_ALWAYS_INLINE, so
+/// that it is compiled inside each caller with that caller's target) holds the
+/// loop; `IsaDispatch<Body>::run` has the same signature and picks the build at
+/// run time. Both builds perform the same IEEE operations per element (no FMA,
+/// no reassociation: sums keep their explicit lanes), so they give bit-identical
+/// results; the division-bound loops run about twice as fast on 8 lanes.
+/// `&IsaDispatch<Body>::run` is a plain function pointer, so a kernel may pick
+/// among template instances once per call and run the pointer per group run.
+template <class Body, class R, class... A>
+struct IsaDispatch<Body, R (*)(A...)> {
+  /// Body::run(a...) in the best build the CPU runs.
+  static R run(A... a) {
+#if QC_HAVE_AVX2_DISPATCH
+    if (cpu_has_avx2()) return run_avx2(a...);
+#endif
+    return run_base(a...);
+  }
+
+ private:
+  static R run_base(A... a) { return Body::run(a...); }
+#if QC_HAVE_AVX2_DISPATCH
+  QC_TARGET_AVX2 static R run_avx2(A... a) { return Body::run(a...); }
+#endif
+};
 
 /// Elements per parallel chunk; fixed so that reductions are deterministic.
 constexpr int64_t kGrain = 16384;
