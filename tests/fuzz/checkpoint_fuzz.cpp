@@ -11,7 +11,7 @@
 // says which and why (the inputs are kept in seeds/checkpoint_known_issues).
 // LibTorch-free; built by tools/fuzz.sh (target `checkpoint`), seeds in
 // tests/fuzz/seeds/checkpoint (make_checkpoint_seeds.py).
-#include "checkpoint_h5.hpp"
+#include "checkpoint/checkpoint_h5.hpp"
 
 #include <qsdk/error.hpp>
 
