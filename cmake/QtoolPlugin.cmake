@@ -10,7 +10,7 @@
 # same flags, so one PCH serves every plugin translation unit).
 function(_qtool_plugin_pch_target out)
   if(NOT TARGET qtool_plugin_pch)
-    file(WRITE ${CMAKE_BINARY_DIR}/qtool_plugin_pch.cpp "// PCH carrier\n")
+    file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/qtool_plugin_pch.cpp CONTENT "// PCH carrier\n")  # unchanged: not recompiled
     add_library(qtool_plugin_pch OBJECT ${CMAKE_BINARY_DIR}/qtool_plugin_pch.cpp)
     _qtool_plugin_common(qtool_plugin_pch)
     target_precompile_headers(qtool_plugin_pch PRIVATE <torch/torch.h>)

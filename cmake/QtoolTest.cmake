@@ -6,7 +6,7 @@ include(GoogleTest)
 # GoogleTest header (the areas share their flags, qhost_flags, so one PCH serves them all).
 function(_qtool_test_pch_target)
   if(NOT TARGET qtool_test_pch)
-    file(WRITE ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp "// PCH carrier\n")
+    file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp CONTENT "// PCH carrier\n")  # unchanged: not recompiled
     add_library(qtool_test_pch OBJECT ${CMAKE_BINARY_DIR}/qtool_test_pch.cpp)
     target_link_libraries(qtool_test_pch PRIVATE GTest::gtest qhost_flags)
     target_precompile_headers(qtool_test_pch PRIVATE <torch/torch.h> <gtest/gtest.h>)
