@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -22,12 +21,6 @@ namespace {
 using qsdk::List;
 using qsdk::Table;
 using qsdk::Value;
-
-std::string short_num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
 
 // The value at a dotted key of `root`, or nullptr; `parent` gets the last table reached.
 const Value* find_dotted(const Table& root, const std::string& dotted, const Table** parent) {
@@ -45,8 +38,6 @@ const Value* find_dotted(const Table& root, const std::string& dotted, const Tab
     start = dot + 1;
   }
 }
-
-bool is_quant_key(const std::string& dotted) { return dotted.rfind("quant.", 0) == 0; }
 
 // The typed policy of a `[quant]` table, or nullopt when it is malformed (the
 // validator reports that itself).
@@ -192,7 +183,7 @@ Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink&
       std::map<std::string, Value> inherited;
       for (const auto& [dotted, v] : set->second.as_table()) {
         const std::string k = key + ".set." + dotted;
-        if (is_quant_key(dotted) && quant) {
+        if (QuantKey::names_quant(dotted) && quant) {
           check_quant_key(dotted, v, k, resolved, *quant, set_out, inherited, report);
           continue;
         }
@@ -226,8 +217,8 @@ Value check_schedule(const Value& raw, const Table& resolved, const ProblemSink&
           report(k,
                  v.to_string() + " is out of range" +
                      (f->min && f->max ? " " + f->range_text()
-                      : f->min && !f->min_exclusive ? " (minimum " + short_num(*f->min) + ")"
-                      : f->max && !f->max_exclusive ? " (maximum " + short_num(*f->max) + ")"
+                      : f->min && !f->min_exclusive ? " (minimum " + short_number(*f->min) + ")"
+                      : f->max && !f->max_exclusive ? " (maximum " + short_number(*f->max) + ")"
                                                     : " (" + f->range_text() + ")"),
                  f->doc);
           continue;

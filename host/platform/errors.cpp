@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <iostream>
 #include <new>
 
@@ -47,6 +48,12 @@ std::optional<std::string> closest_match(const std::string& word, const std::vec
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
   auto m = closest_match(word, candidates);
   return m ? "did you mean '" + *m + "'?" : "";
+}
+
+std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
+  return buf;
 }
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {

@@ -24,6 +24,9 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 /// Joins `items` with `sep`.
 std::string join(const std::vector<std::string>& items, const std::string& sep = ", ");
 
+/// `v` for a message, in at most 6 significant digits ("0.1", "1e-05").
+std::string short_number(double v);
+
 /// Process exit code of an error category (usage 1 ... runtime 6).
 int exit_code(qsdk::ErrorCategory category);
 

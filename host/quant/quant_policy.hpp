@@ -50,6 +50,8 @@ struct QuantKey {
   struct Parsed;
   /// Parses `key` (without the leading "quant.").
   static Parsed parse(const std::string& key);
+  /// True when the dotted configuration key `dotted` is under `[quant]`.
+  static bool names_quant(const std::string& dotted) { return dotted.rfind("quant.", 0) == 0; }
   /// "override[1].activation.bits" or "activation.bits".
   std::string str() const;
 };

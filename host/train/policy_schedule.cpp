@@ -14,7 +14,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 
 namespace qhost {
@@ -23,19 +22,11 @@ namespace {
 using qsdk::Table;
 using qsdk::Value;
 
-std::string short_num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
-
 bool any_substring(const std::vector<std::string>& list, const std::string& name) {
   for (const auto& s : list)
     if (!s.empty() && name.find(s) != std::string::npos) return true;
   return false;
 }
-
-bool is_quant_key(const std::string& dotted) { return dotted.rfind("quant.", 0) == 0; }
 
 // The scheduler PolicySchedule::wrap returns: `inner`'s lr times the scheduled
 // optimizer.lr over the base lr.
@@ -81,7 +72,7 @@ bool PolicySchedule::changes_lr() const {
 bool PolicySchedule::changes_quant() const {
   for (const auto& e : entries_)
     for (const auto& [k, v] : e.set)
-      if (is_quant_key(k)) return true;
+      if (QuantKey::names_quant(k)) return true;
   return false;
 }
 
@@ -100,7 +91,7 @@ std::vector<std::string> PolicySchedule::apply(size_t i, Optimizer* optimizer, b
   bool quant_changed = false;
   for (size_t j = 0; j < entry.set.size(); ++j) {
     const auto& [key, value] = entry.set[j];
-    if (done_[i][j] || !is_quant_key(key)) continue;
+    if (done_[i][j] || !QuantKey::names_quant(key)) continue;
     if (!quant_)
       throw qsdk::Error(qsdk::ErrorCategory::runtime, key, "the schedule has no quantizers to change",
                         "internal: attach_quantizers() was not called");
@@ -130,7 +121,7 @@ std::vector<std::string> PolicySchedule::apply(size_t i, Optimizer* optimizer, b
       const double v = value.as_double();
       const double old = optimizer->update_hyper(key.substr(key.find('.') + 1), v);
       if (key == "optimizer.lr") *lr_factor_ = base_lr_ != 0.0 ? v / base_lr_ : 1.0;
-      changes.push_back(key + ": " + short_num(old) + " -> " + short_num(v) + from);
+      changes.push_back(key + ": " + short_number(old) + " -> " + short_number(v) + from);
       done_[i][j] = true;
     }
   }
